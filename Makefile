@@ -1,0 +1,43 @@
+# span-collector: the two commands the README starts with are `make run` and `make test`.
+# Both install what they need on a fresh Debian machine (run as root, or with sudo).
+
+SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_PACKAGES := libpcap-dev tshark tcpdump tcpreplay iproute2 python3-pip
+SCAPY_VERSION := 2.8.0
+OUTPUT ?= ./span-output
+
+.PHONY: deps build release run test bench clean
+
+## Install Debian packages and scapy (test fixture generator) when missing.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+	@python3 -c 'import scapy, sys; sys.exit(scapy.__version__ != "$(SCAPY_VERSION)")' 2>/dev/null || \
+		python3 -m pip install -q "scapy==$(SCAPY_VERSION)" || \
+		python3 -m pip install -q --break-system-packages "scapy==$(SCAPY_VERSION)"
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## Run the collector on its built-in defaults: replay the sample capture into $(OUTPUT).
+run: release
+	.build/release/span-collector replay docs/sample/mirror-sample.pcap --output $(OUTPUT)
+
+## Run the whole test suite.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel --num-workers 2
+
+## Offline throughput against tcpdump (needs ../shared/bench).
+bench: release
+	SESSIONS=16 ../shared/bench/offline.sh .build/release/span-collector
+
+clean:
+	rm -rf .build

@@ -1,0 +1,68 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies point one way: the executable → CollectorCore → PcapStorage/CaptureSystem →
+// PcapFormat/MirrorDecoding (pure, no libc). See docs/ARCHITECTURE.md.
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "span-collector",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "span-collector", targets: ["span-collector"]),
+        .library(name: "CollectorCore", targets: ["CollectorCore"]),
+        .library(name: "MirrorDecoding", targets: ["MirrorDecoding"]),
+        .library(name: "PcapFormat", targets: ["PcapFormat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        .target(name: "CLinuxPacket"),
+        .target(name: "MirrorDecoding", swiftSettings: upcoming),
+        .target(name: "PcapFormat", swiftSettings: upcoming),
+        .target(
+            name: "CaptureSystem",
+            dependencies: ["CLinuxPacket", "CPcap"],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "PcapStorage",
+            dependencies: ["PcapFormat", "CaptureSystem"],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "CollectorCore",
+            dependencies: [
+                "MirrorDecoding", "PcapFormat", "CaptureSystem", "PcapStorage",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "span-collector",
+            dependencies: [
+                "CollectorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(name: "MirrorDecodingTests", dependencies: ["MirrorDecoding"], swiftSettings: upcoming),
+        .testTarget(name: "PcapFormatTests", dependencies: ["PcapFormat"], swiftSettings: upcoming),
+        .testTarget(
+            name: "CollectorCoreTests",
+            dependencies: ["CollectorCore", "MirrorDecoding", "PcapFormat", "PcapStorage", "CaptureSystem"],
+            swiftSettings: upcoming
+        ),
+    ]
+)

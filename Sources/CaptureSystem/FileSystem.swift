@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An owned file descriptor, closed when the last reference goes away or by `close()`.
+public final class FileDescriptor: @unchecked Sendable {
+    public private(set) var rawValue: Int32
+
+    public init(adopting rawValue: Int32) { self.rawValue = rawValue }
+
+    deinit { if rawValue >= 0 { _ = Glibc.close(rawValue) } }
+
+    /// Closes the descriptor. The corresponding C function is `close(2)`; EINTR is not retried
+    /// (on Linux the descriptor is gone either way).
+    public func close() throws(SystemError) {
+        guard rawValue >= 0 else { return }
+        let fd = rawValue
+        rawValue = -1
+        if Glibc.close(fd) != 0 { throw SystemError(call: "close", errno: Glibc.errno) }
+    }
+}
+
+/// File operations the storage layer needs, as thin typed wrappers.
+public enum FileSystem {
+    /// Creates (or truncates) `path` for writing with `mode`. The corresponding C function is
+    /// `open(2)` with `O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC`.
+    public static func createForWriting(_ path: String, mode: mode_t = 0o640) throws(SystemError) -> FileDescriptor {
+        let fd = try Syscall.retrying("open", path) { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+        return FileDescriptor(adopting: fd)
+    }
+
+    /// Opens `path` read-only. The corresponding C function is `open(2)`.
+    public static func openForReading(_ path: String) throws(SystemError) -> FileDescriptor {
+        FileDescriptor(adopting: try Syscall.retrying("open", path) { open(path, O_RDONLY | O_CLOEXEC) })
+    }
+
+    /// Opens `path` for reading and writing without truncating it.
+    public static func openForUpdate(_ path: String) throws(SystemError) -> FileDescriptor {
+        FileDescriptor(adopting: try Syscall.retrying("open", path) { open(path, O_RDWR | O_CLOEXEC) })
+    }
+
+    /// Writes all of `bytes`, looping over short writes. The corresponding C function is
+    /// `write(2)`. On failure the file may hold a prefix of `bytes`.
+    public static func writeAll(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, path: String) throws(SystemError) {
+        var done = 0
+        while done < bytes.count {
+            let written = try Syscall.retrying("write", path) {
+                Glibc.write(fd.rawValue, bytes.baseAddress! + done, bytes.count - done)
+            }
+            if written == 0 { throw SystemError(call: "write", subject: path, errno: EIO) }
+            done += written
+        }
+    }
+
+    /// Cuts the file to `length` bytes. The corresponding C function is `ftruncate(2)`.
+    public static func truncate(_ fd: FileDescriptor, to length: Int, path: String) throws(SystemError) {
+        _ = try Syscall.retrying("ftruncate", path) { ftruncate(fd.rawValue, off_t(length)) }
+    }
+
+    /// The corresponding C function is `rename(2)`.
+    public static func rename(_ from: String, to: String) throws(SystemError) {
+        _ = try Syscall.retrying("rename", from) { Glibc.rename(from, to) }
+    }
+
+    /// Removes a file. The corresponding C function is `unlink(2)`.
+    public static func remove(_ path: String) throws(SystemError) {
+        _ = try Syscall.retrying("unlink", path) { unlink(path) }
+    }
+
+    /// Creates a directory and any missing parents; an existing directory is fine.
+    public static func createDirectory(_ path: String, mode: mode_t = 0o750) throws(SystemError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, mode) != 0 {
+                let error = Glibc.errno
+                if error != EEXIST { throw SystemError(call: "mkdir", subject: prefix, errno: error) }
+                guard isDirectory(prefix) else { throw SystemError(call: "mkdir", subject: prefix, errno: ENOTDIR) }
+            }
+            prefix += "/"
+        }
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// The size of a file in bytes, or nil when it does not exist.
+    public static func size(_ path: String) -> Int? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int(info.st_size)
+    }
+
+    /// Names in a directory (not `.`/`..`). The corresponding C functions are `opendir(3)` and
+    /// `readdir(3)`.
+    public static func contents(ofDirectory path: String) throws(SystemError) -> [String] {
+        guard let directory = opendir(path) else { throw SystemError(call: "opendir", subject: path, errno: Glibc.errno) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Whether a descriptor is a terminal (for progress output).
+    public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+}

@@ -1,0 +1,114 @@
+public import MirrorDecoding
+public import PcapFormat
+import PcapStorage
+
+/// Everything that shapes a collector run, validated. The command line (and later the
+/// configuration file) fills it; nothing below the executable parses text options.
+public struct CollectorConfiguration: Sendable {
+    public var outputDirectory: String
+    public var format: CaptureFileFormat = .pcap
+    public var rotateSize: Int?
+    public var rotateIntervalSeconds: Int?
+    public var keepFiles: Int?
+    public var rspanVLANs: [UInt16] = []
+    public var vxlanPorts: [UInt16] = [4789]
+    /// Exporters allowed to send; empty allows every exporter.
+    public var allowedExporters: [IPPrefix] = []
+    public var bufferSize: Int = 1 << 20
+    public var maximumBufferMemory: Int = 256 << 20
+
+    public init(outputDirectory: String) {
+        self.outputDirectory = outputDirectory
+    }
+
+    /// Every problem at once, each naming the option.
+    public func problems() -> [ConfigurationProblem] {
+        var problems: [ConfigurationProblem] = []
+        if outputDirectory.isEmpty { problems.append(.init(key: "output", message: "must not be empty")) }
+        if let rotateSize, rotateSize < 4096 {
+            problems.append(.init(key: "rotate-size", message: "must be at least 4K, got \(rotateSize) bytes"))
+        }
+        if let rotateIntervalSeconds, rotateIntervalSeconds < 1 {
+            problems.append(.init(key: "rotate-interval", message: "must be at least 1 second"))
+        }
+        if let keepFiles, keepFiles < 1 { problems.append(.init(key: "keep-files", message: "must be at least 1")) }
+        for vlan in rspanVLANs where vlan > 4094 || vlan == 0 {
+            problems.append(.init(key: "rspan-vlan", message: "\(vlan) is not a VLAN ID (1-4094)"))
+        }
+        if vxlanPorts.isEmpty { problems.append(.init(key: "vxlan-port", message: "at least one port is needed")) }
+        for port in vxlanPorts where port == 0 {
+            problems.append(.init(key: "vxlan-port", message: "0 is not a port"))
+        }
+        if bufferSize < StorageConfiguration.minimumBufferSize {
+            problems.append(.init(key: "buffer-size", message: "must be at least \(StorageConfiguration.minimumBufferSize) bytes"))
+        }
+        if maximumBufferMemory < 4 * bufferSize {
+            problems.append(.init(key: "max-buffer-memory", message: "must hold at least 4 buffers (\(4 * bufferSize) bytes)"))
+        }
+        return problems
+    }
+
+    var decoderConfiguration: MirrorDecoder.Configuration {
+        MirrorDecoder.Configuration(rspanVLANs: VLANSet(rspanVLANs), vxlanPorts: VXLANPorts(vxlanPorts))
+    }
+
+    func storageConfiguration(handoff: StorageConfiguration.Handoff) -> StorageConfiguration {
+        var storage = StorageConfiguration(directory: outputDirectory)
+        storage.format = format
+        storage.rotateSize = rotateSize
+        storage.rotateIntervalSeconds = rotateIntervalSeconds
+        storage.keepFiles = keepFiles
+        storage.bufferSize = bufferSize
+        storage.maximumBufferMemory = maximumBufferMemory
+        storage.handoff = handoff
+        return storage
+    }
+}
+
+/// One invalid setting: which key and why.
+public struct ConfigurationProblem: Error, Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var message: String
+    public var line: Int?
+
+    public init(key: String, message: String, line: Int? = nil) {
+        self.key = key
+        self.message = message
+        self.line = line
+    }
+
+    public var description: String {
+        if let line { return "\(key) (line \(line)): \(message)" }
+        return "\(key): \(message)"
+    }
+}
+
+/// Byte sizes as operators write them: `4096`, `512K`, `100M`, `2G`, `1T` (powers of 1024;
+/// a trailing `B` or `iB` is accepted).
+public enum ByteSize {
+    public static func parse(_ text: String) -> Int? {
+        var body = Substring(text.trimmingCharacters(in: " "))
+        for suffix in ["iB", "ib", "B", "b"] where body.hasSuffix(suffix) && body.count > suffix.count {
+            body = body.dropLast(suffix.count)
+            break
+        }
+        var multiplier = 1
+        if let last = body.last, let power = "KMGT".firstIndex(of: Character(last.uppercased())) {
+            multiplier = 1 << (10 * ("KMGT".distance(from: "KMGT".startIndex, to: power) + 1))
+            body = body.dropLast()
+        }
+        guard !body.isEmpty, body.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(body),
+            value <= Int.max / multiplier
+        else { return nil }
+        return value * multiplier
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        var view = Substring(self)
+        while view.first == set { view = view.dropFirst() }
+        while view.last == set { view = view.dropLast() }
+        return String(view)
+    }
+}

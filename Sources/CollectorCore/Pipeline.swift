@@ -1,0 +1,112 @@
+public import MirrorDecoding
+public import PcapStorage
+
+/// The per-frame path: decode, authorize, find the session, account the sequence number and
+/// append the frame to the session's files. One pipeline per capture thread; nothing in it is
+/// shared, so nothing is locked. Allocates only when a new session appears.
+public final class Pipeline {
+    let decoder: MirrorDecoder
+    let storage: Storage
+    let allowedExporters: [IPPrefix]
+    /// Name of the capture interface for RSPAN session names (`replay` in replay).
+    let interfaceName: String
+
+    private var sessionIndex: [SessionKey: Session] = [:]
+    private(set) var sessions: [Session] = []
+    private var lastKey: SessionKey?
+    private var lastSession: Session?
+
+    /// Frames seen, including those the kernel dropped (added by the live source).
+    public private(set) var received: Int64 = 0
+    public var kernelDropped: Int64 = 0
+    private(set) var discards: [Int64] = Array(repeating: 0, count: DiscardReason.allCases.count)
+    private(set) var anomalies: [Int64] = Array(repeating: 0, count: Anomalies.all.count)
+
+    public init(configuration: CollectorConfiguration, storage: Storage, interfaceName: String) {
+        decoder = MirrorDecoder(configuration: configuration.decoderConfiguration)
+        self.storage = storage
+        allowedExporters = configuration.allowedExporters
+        self.interfaceName = interfaceName
+    }
+
+    /// Processes one captured frame.
+    @inline(__always)
+    public func process(
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, timestampNanoseconds: UInt64, linkType: LinkType = .ethernet,
+        offloadedTag: VLANTag? = nil, interface: UInt32 = 0
+    ) {
+        received += 1
+        let frame: MirrorFrame
+        switch decoder.decode(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag) {
+        case .discard(let reason):
+            discards[Int(reason.rawValue)] += 1
+            return
+        case .mirror(let decoded):
+            frame = decoded
+        }
+        if !allowedExporters.isEmpty, frame.encapsulation != .rspan, !isAllowed(frame.exporter) {
+            discards[Int(DiscardReason.exporterNotAllowed.rawValue)] += 1
+            return
+        }
+        if frame.anomalies.rawValue != 0 { countAnomalies(frame.anomalies) }
+
+        let key = SessionKey(frame, interface: interface)
+        let session: Session
+        if let lastSession, key == lastKey {
+            session = lastSession
+        } else {
+            session = sessionIndex[key] ?? newSession(key: key, encapsulation: frame.encapsulation)
+            lastKey = key
+            lastSession = session
+        }
+        if frame.hasSequence { session.sequence.observe(frame.sequence) }
+        if frame.isTruncated { session.truncated += 1 }
+        session.recorder.append(
+            timestampNanoseconds: timestampNanoseconds, source: bytes, offset: frame.innerOffset,
+            capturedLength: frame.innerCapturedLength, removedOffset: frame.removedOffset,
+            removedLength: frame.removedLength, wireLength: frame.innerWireLength)
+    }
+
+    @inline(__always)
+    private func isAllowed(_ exporter: IPAddress) -> Bool {
+        for prefix in allowedExporters where prefix.contains(exporter) { return true }
+        return false
+    }
+
+    private func countAnomalies(_ set: Anomalies) {
+        for (index, entry) in Anomalies.all.enumerated() where set.contains(entry.0) { anomalies[index] += 1 }
+    }
+
+    private func newSession(key: SessionKey, encapsulation: Encapsulation) -> Session {
+        let name = Session.defaultName(for: key, interfaceName: interfaceName)
+        let description = key.family == .rspan ? "RSPAN VLAN \(key.identifier) on \(interfaceName)" : "exporter \(key.exporter)"
+        let recorder = storage.makeRecorder(sessionName: name, linkType: 1, interfaceDescription: description)
+        let session = Session(key: key, name: name, encapsulation: encapsulation, recorder: recorder)
+        sessionIndex[key] = session
+        sessions.append(session)
+        return session
+    }
+
+    /// The counters as they stand; exact once the storage is closed.
+    public func summary() -> Summary {
+        var summary = Summary()
+        summary.sessions = sessions.map { $0.summary() }.sorted { $0.name < $1.name }
+        summary.packetsReceived = received + kernelDropped
+        summary.packetsWritten = summary.sessions.reduce(0) { $0 + $1.packets }
+        summary.dropped.kernel = kernelDropped
+        summary.dropped.queue = summary.sessions.reduce(0) { $0 + $1.droppedQueue }
+        summary.dropped.write = summary.sessions.reduce(0) { $0 + $1.droppedWrite }
+        for reason in DiscardReason.allCases {
+            let count = discards[Int(reason.rawValue)]
+            summary.discardReasons[reason.name] = count
+            switch reason.bucket {
+            case .malformed: summary.discarded.malformed += count
+            case .notMirror: summary.discarded.notMirror += count
+            case .unknownSession: summary.discarded.unknownSession += count
+            case .unauthorizedExporter: summary.discarded.unauthorizedExporter += count
+            }
+        }
+        for (index, entry) in Anomalies.all.enumerated() { summary.anomalies[entry.1] = anomalies[index] }
+        return summary
+    }
+}

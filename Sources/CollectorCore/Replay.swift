@@ -1,0 +1,126 @@
+import CaptureSystem
+import Logging
+import MirrorDecoding
+import PcapFormat
+import PcapStorage
+
+/// Runs the pipeline over capture files, in order, as fast as the disk allows. Classic pcap is
+/// read through a private mapping (no per-record copy); everything else through libpcap.
+/// Writers apply back-pressure: a file never loses frames to a full queue.
+public struct Replay {
+    public var inputs: [String]
+    public var configuration: CollectorConfiguration
+    /// Print progress on stderr (only when it is a terminal).
+    public var showProgress: Bool
+
+    public init(inputs: [String], configuration: CollectorConfiguration, showProgress: Bool = false) {
+        self.inputs = inputs
+        self.configuration = configuration
+        self.showProgress = showProgress
+    }
+
+    public func run(logger: Logger = Logger(label: "span-collector.replay")) throws(CollectorError) -> Summary {
+        let problems = configuration.problems()
+        guard problems.isEmpty else { throw .invalidConfiguration(problems) }
+        let storage: Storage
+        do {
+            storage = try Storage(
+                configuration: configuration.storageConfiguration(handoff: .wait),
+                events: StorageEventLogger(logger: logger).handle)
+        } catch {
+            throw .output(error)
+        }
+        let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceName: "replay")
+        var failure: CollectorError?
+        var progress = Progress(enabled: showProgress && FileSystem.isTerminal(2), inputs: inputs)
+        for (index, input) in inputs.enumerated() {
+            do throws(CollectorError) {
+                try replay(input, index: index, into: pipeline, progress: &progress, logger: logger)
+            } catch {
+                failure = error
+                break
+            }
+        }
+        progress.finish()
+        storage.close()
+        if let failure { throw failure }
+        return pipeline.summary()
+    }
+
+    private func replay(
+        _ input: String, index: Int, into pipeline: Pipeline, progress: inout Progress, logger: Logger
+    ) throws(CollectorError) {
+        let mapped: MappedFile
+        do {
+            mapped = try MappedFile(path: input)
+        } catch {
+            throw .input(path: input, reason: error.description)
+        }
+        if ClassicPcapReader.recognizes(mapped.bytes) {
+            var reader: ClassicPcapReader
+            do {
+                reader = try ClassicPcapReader(header: mapped.bytes)
+            } catch {
+                throw .input(path: input, reason: "unsupported classic pcap header (\(error))")
+            }
+            guard let linkType = LinkType(pcapLinkType: reader.linkType) else {
+                throw .input(path: input, reason: "unsupported link type \(reader.linkType)")
+            }
+            let bytes = mapped.bytes
+            var sinceRelease = 0
+            while let record = reader.next(in: bytes) {
+                let frame = UnsafeRawBufferPointer(rebasing: bytes[record.dataOffset..<(record.dataOffset + record.capturedLength)])
+                pipeline.process(
+                    frame, wireLength: record.wireLength, timestampNanoseconds: record.timestampNanoseconds,
+                    linkType: linkType)
+                sinceRelease += 1
+                if sinceRelease == 65_536 {
+                    sinceRelease = 0
+                    mapped.release(before: record.dataOffset)
+                    progress.update(file: index, fraction: Double(record.dataOffset) / Double(bytes.count), packets: pipeline.received)
+                }
+            }
+            if reader.endedInsideRecord {
+                logger.warning("input ends inside a record; the partial record was ignored", metadata: ["file": "\(input)"])
+            }
+            return
+        }
+        let reader: LibpcapFileReader
+        do {
+            reader = try LibpcapFileReader(path: input)
+        } catch {
+            throw .input(path: input, reason: error.description)
+        }
+        guard let linkType = LinkType(pcapLinkType: reader.linkType) else {
+            throw .input(path: input, reason: "unsupported link type \(reader.linkType)")
+        }
+        do {
+            try reader.forEachRecord { frame, wireLength, timestamp in
+                pipeline.process(frame, wireLength: wireLength, timestampNanoseconds: timestamp, linkType: linkType)
+            }
+        } catch {
+            logger.warning("input could not be read to the end", metadata: ["file": "\(input)", "error": "\(error)"])
+        }
+    }
+}
+
+/// Replay progress on a terminal: one line rewritten at most twice a second.
+struct Progress {
+    let enabled: Bool
+    let inputs: [String]
+    var lastPrint: UInt64 = 0
+
+    mutating func update(file: Int, fraction: Double, packets: Int64) {
+        guard enabled else { return }
+        let now = Clock.monotonicNanoseconds()
+        guard now - lastPrint > 500_000_000 else { return }
+        lastPrint = now
+        let percent = Int(fraction * 100)
+        let line = "\rreplay: file \(file + 1)/\(inputs.count) \(percent)%  \(packets) packets"
+        StandardError.write(line)
+    }
+
+    func finish() {
+        if enabled && lastPrint != 0 { StandardError.write("\n") }
+    }
+}

@@ -1,0 +1,74 @@
+import MirrorDecoding
+import PcapStorage
+import Synchronization
+
+/// What identifies a mirror session: the exporter, the transport family and its identifier
+/// (ERSPAN session ID, GRE key, VNI, RSPAN VLAN); for RSPAN the capture interface instead of an
+/// exporter. The ERSPAN direction bit and the II/III distinction are metadata, not identity.
+struct SessionKey: Hashable {
+    var exporter: IPAddress
+    var family: SessionFamily
+    var identifier: UInt32
+    var hasIdentifier: Bool
+    var interface: UInt32
+
+    @inline(__always)
+    init(_ frame: MirrorFrame, interface: UInt32) {
+        exporter = frame.exporter
+        family = frame.encapsulation.sessionFamily
+        identifier = frame.sessionID
+        hasIdentifier = frame.hasSessionID
+        self.interface = frame.encapsulation == .rspan ? interface : 0
+    }
+}
+
+/// One mirror session: its name, its counters and its files. Owned by one capture thread.
+final class Session {
+    let key: SessionKey
+    let name: String
+    /// The transport of the first frame seen (ERSPAN II and III share a session).
+    let encapsulation: Encapsulation
+    let recorder: SessionRecorder
+    var sequence = SequenceTracker()
+    var truncated: Int64 = 0
+
+    init(key: SessionKey, name: String, encapsulation: Encapsulation, recorder: SessionRecorder) {
+        self.key = key
+        self.name = name
+        self.encapsulation = encapsulation
+        self.recorder = recorder
+    }
+
+    /// The default name (docs/FORMATS.md): `<exporter>-erspan-<id>`, `<exporter>-erspan1`,
+    /// `<exporter>-gre[-<key>]`, `<exporter>-vxlan-<vni>`, `<interface>-vlan-<vid>`.
+    static func defaultName(for key: SessionKey, interfaceName: String) -> String {
+        let exporter = key.exporter.description
+        switch key.family {
+        case .erspan1: return "\(exporter)-erspan1"
+        case .erspan: return "\(exporter)-erspan-\(key.identifier)"
+        case .gre: return key.hasIdentifier ? "\(exporter)-gre-\(key.identifier)" : "\(exporter)-gre"
+        case .vxlan: return "\(exporter)-vxlan-\(key.identifier)"
+        case .rspan: return "\(interfaceName)-vlan-\(key.identifier)"
+        }
+    }
+
+    func summary() -> SessionSummary {
+        let writeDropped = recorder.files.writeDroppedPackets.load(ordering: .relaxed)
+        let writeDroppedBytes = recorder.files.writeDroppedBytes.load(ordering: .relaxed)
+        return SessionSummary(
+            name: name,
+            exporter: key.family == .rspan ? nil : key.exporter.description,
+            encapsulation: encapsulation.name,
+            id: key.hasIdentifier ? key.identifier : nil,
+            packets: recorder.appendedPackets - writeDropped,
+            bytes: recorder.appendedBytes - writeDroppedBytes,
+            lost: sequence.lost,
+            outOfOrder: sequence.outOfOrder,
+            duplicates: sequence.duplicates,
+            restarts: sequence.restarts,
+            truncated: truncated,
+            files: recorder.files.filesFinished.load(ordering: .relaxed),
+            droppedQueue: recorder.queueDroppedPackets,
+            droppedWrite: writeDropped)
+    }
+}

@@ -1,0 +1,35 @@
+import Logging
+import PcapStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns storage events into log lines (storage itself takes no logger).
+struct StorageEventLogger: Sendable {
+    let logger: Logger
+
+    func handle(_ event: StorageEvent) {
+        switch event {
+        case .writeFailed(let session, let error):
+            logger.error("session cannot write; its frames count as dropped.write until a new file works",
+                metadata: ["session": "\(session)", "error": "\(error)"])
+        case .writeRecovered(let session):
+            logger.notice("session writes again", metadata: ["session": "\(session)"])
+        case .fileFinished(let session, let path, let records, _):
+            logger.debug("file finished", metadata: ["session": "\(session)", "path": "\(path)", "records": "\(records)"])
+        case .fileRemoved(let path):
+            logger.debug("retention removed file", metadata: ["path": "\(path)"])
+        case .maintenanceFailed(let error):
+            logger.error("file maintenance failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Unbuffered writes to standard error, for progress lines.
+enum StandardError {
+    static func write(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
+    }
+}

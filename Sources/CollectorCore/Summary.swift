@@ -1,0 +1,161 @@
+import Foundation
+
+/// One session's line of the summary (docs/COUNTERS.md).
+public struct SessionSummary: Codable, Sendable, Equatable {
+    public var name: String
+    /// Outer source address; null for RSPAN.
+    public var exporter: String?
+    public var encapsulation: String
+    /// ERSPAN session ID, GRE key, VNI or VLAN; null for ERSPAN I and key-less GRE.
+    public var id: UInt32?
+    public var packets: Int64
+    /// Sum of the captured lengths written.
+    public var bytes: Int64
+    public var lost: Int64
+    public var outOfOrder: Int64
+    public var duplicates: Int64
+    public var restarts: Int64
+    public var truncated: Int64
+    public var files: Int64
+    public var droppedQueue: Int64
+    public var droppedWrite: Int64
+
+    init(
+        name: String, exporter: String?, encapsulation: String, id: UInt32?, packets: Int, bytes: Int, lost: Int64,
+        outOfOrder: Int64, duplicates: Int64, restarts: Int64, truncated: Int64, files: Int, droppedQueue: Int,
+        droppedWrite: Int
+    ) {
+        self.name = name
+        self.exporter = exporter
+        self.encapsulation = encapsulation
+        self.id = id
+        self.packets = Int64(packets)
+        self.bytes = Int64(bytes)
+        self.lost = lost
+        self.outOfOrder = outOfOrder
+        self.duplicates = duplicates
+        self.restarts = restarts
+        self.truncated = truncated
+        self.files = Int64(files)
+        self.droppedQueue = Int64(droppedQueue)
+        self.droppedWrite = Int64(droppedWrite)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, exporter, encapsulation, id, packets, bytes, lost
+        case outOfOrder = "out_of_order"
+        case duplicates, restarts, truncated, files
+        case droppedQueue = "dropped_queue"
+        case droppedWrite = "dropped_write"
+    }
+
+    // `exporter` and `id` are written as null rather than left out.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(exporter, forKey: .exporter)
+        try container.encode(encapsulation, forKey: .encapsulation)
+        try container.encode(id, forKey: .id)
+        try container.encode(packets, forKey: .packets)
+        try container.encode(bytes, forKey: .bytes)
+        try container.encode(lost, forKey: .lost)
+        try container.encode(outOfOrder, forKey: .outOfOrder)
+        try container.encode(duplicates, forKey: .duplicates)
+        try container.encode(restarts, forKey: .restarts)
+        try container.encode(truncated, forKey: .truncated)
+        try container.encode(files, forKey: .files)
+        try container.encode(droppedQueue, forKey: .droppedQueue)
+        try container.encode(droppedWrite, forKey: .droppedWrite)
+    }
+}
+
+/// The run's accounting: what `replay --json`, `run --json` and `stats --json` print.
+/// `packets_received == packets_written + sum(dropped) + sum(discarded)` always holds once the
+/// files are closed.
+public struct Summary: Codable, Sendable, Equatable {
+    public struct Dropped: Codable, Sendable, Equatable {
+        public var kernel: Int64 = 0
+        public var queue: Int64 = 0
+        public var write: Int64 = 0
+        public var total: Int64 { kernel + queue + write }
+    }
+
+    public struct Discarded: Codable, Sendable, Equatable {
+        public var malformed: Int64 = 0
+        public var notMirror: Int64 = 0
+        public var unknownSession: Int64 = 0
+        public var unauthorizedExporter: Int64 = 0
+        public var total: Int64 { malformed + notMirror + unknownSession + unauthorizedExporter }
+
+        enum CodingKeys: String, CodingKey {
+            case malformed
+            case notMirror = "not_mirror"
+            case unknownSession = "unknown_session"
+            case unauthorizedExporter = "unauthorized_exporter"
+        }
+    }
+
+    public var sessions: [SessionSummary] = []
+    public var packetsReceived: Int64 = 0
+    public var packetsWritten: Int64 = 0
+    public var dropped = Dropped()
+    public var discarded = Discarded()
+    /// Every discard reason by its dotted name, e.g. `malformed.gre_truncated`.
+    public var discardReasons: [String: Int64] = [:]
+    /// Frames written despite something unusual, e.g. `gre_checksum_bad`.
+    public var anomalies: [String: Int64] = [:]
+
+    enum CodingKeys: String, CodingKey {
+        case sessions
+        case packetsReceived = "packets_received"
+        case packetsWritten = "packets_written"
+        case dropped, discarded
+        case discardReasons = "discard_reasons"
+        case anomalies
+    }
+
+    public init() {}
+
+    /// Whether the accounting law holds.
+    public var isConserved: Bool { packetsReceived == packetsWritten + dropped.total + discarded.total }
+
+    /// Exactly one JSON document.
+    public func jsonText() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let data = (try? encoder.encode(self)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A table for people: one line per session, then the totals and non-zero reasons.
+    public func table() -> String {
+        let headers = ["SESSION", "ENCAP", "ID", "PACKETS", "BYTES", "LOST", "OOO", "DUP", "TRUNC", "FILES"]
+        var rows: [[String]] = sessions.map { s in
+            [
+                s.name, s.encapsulation, s.id.map(String.init) ?? "-", "\(s.packets)", "\(s.bytes)", "\(s.lost)",
+                "\(s.outOfOrder)", "\(s.duplicates)", "\(s.truncated)", "\(s.files)",
+            ]
+        }
+        rows.insert(headers, at: 0)
+        var widths = Array(repeating: 0, count: headers.count)
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        var text = ""
+        for row in rows {
+            let cells = row.enumerated().map { index, cell in
+                let pad = String(repeating: " ", count: widths[index] - cell.count)
+                return index < 2 ? cell + pad : pad + cell
+            }
+            text += cells.joined(separator: "  ") + "\n"
+        }
+        if sessions.isEmpty { text += "(no sessions)\n" }
+        text += "\nreceived \(packetsReceived)  written \(packetsWritten)"
+        text += "  dropped kernel \(dropped.kernel) queue \(dropped.queue) write \(dropped.write)"
+        text += "  discarded malformed \(discarded.malformed) not_mirror \(discarded.notMirror)"
+        text += " unknown_session \(discarded.unknownSession) unauthorized_exporter \(discarded.unauthorizedExporter)\n"
+        let reasons = discardReasons.filter { $0.value > 0 }.sorted { $0.key < $1.key }
+        if !reasons.isEmpty { text += "reasons: " + reasons.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n" }
+        let notable = anomalies.filter { $0.value > 0 }.sorted { $0.key < $1.key }
+        if !notable.isEmpty { text += "anomalies: " + notable.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n" }
+        return text
+    }
+}

@@ -1,0 +1,234 @@
+/// Decodes one captured frame into a `MirrorFrame` or a `DiscardReason`.
+///
+/// The walk follows PROTOCOLS.md B.1: link layer (RSPAN decided on the outermost tag), IP
+/// bounded by its own length, then GRE (ERSPAN I/II/III, TEB) or UDP (VXLAN). The classifier
+/// trusts the ERSPAN Ver nibble over the GRE protocol type and treats 0x88BE without S as
+/// Type I, as Wireshark, Zeek, Suricata, Arkime and tcpdump do. Pure and allocation-free: the
+/// result only holds offsets into the caller's bytes.
+public struct MirrorDecoder: Sendable {
+    public struct Configuration: Sendable, Hashable {
+        /// VLAN IDs whose outermost tag marks an RSPAN frame.
+        public var rspanVLANs: VLANSet
+        /// UDP destination ports that carry VXLAN.
+        public var vxlanPorts: VXLANPorts
+        /// Verify GRE checksums (C bit) on complete packets and count failures.
+        public var verifyGREChecksum: Bool
+
+        public init(rspanVLANs: VLANSet = VLANSet(), vxlanPorts: VXLANPorts = VXLANPorts(), verifyGREChecksum: Bool = true) {
+            self.rspanVLANs = rspanVLANs
+            self.vxlanPorts = vxlanPorts
+            self.verifyGREChecksum = verifyGREChecksum
+        }
+    }
+
+    public var configuration: Configuration
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+    }
+
+    /// Decodes `bytes`, the captured part of a frame whose length on the wire was `wireLength`.
+    /// `offloadedTag` is the outer VLAN tag a NIC stripped (AF_PACKET metadata), if any.
+    @inlinable
+    public func decode(
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, linkType: LinkType = .ethernet, offloadedTag: VLANTag? = nil
+    ) -> DecodeResult {
+        do {
+            return .mirror(try decodeFrame(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag))
+        } catch {
+            return .discard(error)
+        }
+    }
+
+    @usableFromInline
+    func decodeFrame(
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, linkType: LinkType, offloadedTag: VLANTag?
+    ) throws(DiscardReason) -> MirrorFrame {
+        let etherType: UInt16
+        let ipOffset: Int
+        switch linkType {
+        case .ethernet:
+            let ethernet = try EthernetHeader(parsing: bytes, offloadedTag: offloadedTag)
+            if let tag = ethernet.outermostTag, !configuration.rspanVLANs.isEmpty,
+                configuration.rspanVLANs.contains(tag.vlanID)
+            {
+                return try rspanFrame(bytes, wireLength: wireLength, tag: tag, tagInBytes: ethernet.outermostTagInBytes)
+            }
+            etherType = ethernet.etherType
+            ipOffset = ethernet.payloadOffset
+        case .linuxCooked:
+            guard bytes.count >= 16 else { throw .linkTruncated }
+            etherType = bytes.bigEndian16(at: 14)
+            ipOffset = 16
+        case .linuxCookedV2:
+            guard bytes.count >= 20 else { throw .linkTruncated }
+            etherType = bytes.bigEndian16(at: 0)
+            ipOffset = 20
+        case .rawIP:
+            guard bytes.count >= 1 else { throw .linkTruncated }
+            etherType = bytes.byte(at: 0) >> 4 == 6 ? 0x86DD : 0x0800
+            ipOffset = 0
+        }
+
+        let exporter: IPAddress
+        let protocolNumber: UInt8
+        let payloadOffset: Int
+        let datagramEnd: Int
+        switch etherType {
+        case 0x0800:
+            let ip = try IPv4Header(parsing: bytes, at: ipOffset, wireLength: wireLength)
+            guard ip.protocolNumber == IPv4Header.protocolGRE || ip.protocolNumber == IPv4Header.protocolUDP else {
+                throw .ipProtocol
+            }
+            guard !ip.isFragment else { throw .ipFragment }
+            (exporter, protocolNumber, payloadOffset, datagramEnd) = (ip.source, ip.protocolNumber, ip.payloadOffset, ip.datagramEnd)
+        case 0x86DD:
+            let ip = try IPv6Header(parsing: bytes, at: ipOffset, wireLength: wireLength)
+            guard ip.protocolNumber == IPv4Header.protocolGRE || ip.protocolNumber == IPv4Header.protocolUDP else {
+                throw .ipProtocol
+            }
+            guard !ip.isFragment else { throw .ipFragment }
+            (exporter, protocolNumber, payloadOffset, datagramEnd) = (ip.source, ip.protocolNumber, ip.payloadOffset, ip.datagramEnd)
+        default:
+            throw .nonIP
+        }
+
+        // Everything below is bounded by the datagram (padding and outer FCS excluded) and by
+        // what was captured (snap truncation).
+        let end = min(datagramEnd, bytes.count)
+        let snapTruncated = datagramEnd > bytes.count
+        var frame: MirrorFrame
+        if protocolNumber == IPv4Header.protocolGRE {
+            frame = try greFrame(bytes, at: payloadOffset, end: end, datagramEnd: datagramEnd, exporter: exporter)
+        } else {
+            let port = try UDPHeader.destinationPort(bytes, at: payloadOffset, end: end)
+            guard configuration.vxlanPorts.contains(port) else { throw .udpPort }
+            let vxlanOffset = payloadOffset + UDPHeader.length
+            let vxlan = try VXLANHeader(parsing: bytes, at: vxlanOffset, end: end)
+            frame = MirrorFrame(encapsulation: .vxlan, exporter: exporter, innerOffset: vxlanOffset + VXLANHeader.length)
+            frame.sessionID = vxlan.vni
+            frame.hasSessionID = true
+            frame.anomalies = vxlan.anomalies
+        }
+
+        frame.innerCapturedLength = end - frame.innerOffset
+        frame.innerWireLength = datagramEnd - frame.innerOffset
+        guard frame.innerCapturedLength >= EthernetHeader.length else { throw .innerTruncated }
+        frame.isTruncated = snapTruncated || frame.erspan.truncated
+        if let stated = InnerFrame.statedLength(bytes, at: frame.innerOffset, count: frame.innerCapturedLength),
+            stated > frame.innerWireLength
+        {
+            frame.innerWireLength = stated
+            frame.isTruncated = true
+        }
+        if InnerFrame.isNestedMirror(
+            bytes, at: frame.innerOffset, count: frame.innerCapturedLength, vxlanPorts: configuration.vxlanPorts)
+        {
+            frame.anomalies.insert(.nestedMirror)
+        }
+        return frame
+    }
+
+    private func greFrame(
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, datagramEnd: Int, exporter: IPAddress
+    ) throws(DiscardReason) -> MirrorFrame {
+        let gre = try GREHeader(parsing: bytes, at: offset, end: end)
+        var anomalies = gre.anomalies
+        if gre.hasChecksum, configuration.verifyGREChecksum, datagramEnd == end,
+            !GREHeader.checksumIsValid(bytes, from: offset, to: end)
+        {
+            anomalies.insert(.greChecksumBad)
+        }
+        var frame: MirrorFrame
+        switch gre.protocolType {
+        case GREHeader.protocolTransparentEthernet:
+            frame = MirrorFrame(encapsulation: .gre, exporter: exporter, innerOffset: gre.payloadOffset)
+            if let key = gre.key {
+                frame.sessionID = key
+                frame.hasSessionID = true
+            }
+        case GREHeader.protocolERSPANTypeIorII where !gre.hasSequence:
+            frame = MirrorFrame(encapsulation: .erspan1, exporter: exporter, innerOffset: gre.payloadOffset)
+            if gre.flags & (GREHeader.checksumBit | GREHeader.keyBit) != 0 { anomalies.insert(.erspanTypeIWithOptions) }
+        default:
+            var metadata = ERSPANMetadata()
+            let innerOffset: Int
+            let encapsulation: Encapsulation
+            switch try ERSPANHeader.version(bytes, at: gre.payloadOffset, end: end) {
+            case 1:
+                innerOffset = try ERSPANHeader.parseTypeII(bytes, at: gre.payloadOffset, end: end, into: &metadata)
+                encapsulation = .erspan2
+                if gre.protocolType != GREHeader.protocolERSPANTypeIorII { anomalies.insert(.erspanVersionMismatch) }
+            case 2:
+                innerOffset = try ERSPANHeader.parseTypeIII(bytes, at: gre.payloadOffset, end: end, into: &metadata)
+                encapsulation = .erspan3
+                if gre.protocolType != GREHeader.protocolERSPANTypeIII { anomalies.insert(.erspanVersionMismatch) }
+            default:
+                throw .erspanVersion
+            }
+            frame = MirrorFrame(encapsulation: encapsulation, exporter: exporter, innerOffset: innerOffset)
+            frame.erspan = metadata
+            frame.sessionID = UInt32(metadata.sessionID)
+            frame.hasSessionID = true
+        }
+        if let sequence = gre.sequence {
+            frame.sequence = sequence
+            frame.hasSequence = true
+        }
+        frame.greKey = gre.key
+        frame.anomalies.formUnion(anomalies)
+        return frame
+    }
+
+    /// An RSPAN frame: the whole captured frame minus exactly the RSPAN tag (inner tags stay).
+    private func rspanFrame(
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, tag: VLANTag, tagInBytes: Bool
+    ) throws(DiscardReason) -> MirrorFrame {
+        var frame = MirrorFrame(encapsulation: .rspan, exporter: .none, innerOffset: 0)
+        frame.sessionID = UInt32(tag.vlanID)
+        frame.hasSessionID = true
+        if tagInBytes {
+            frame.removedOffset = 12
+            frame.removedLength = VLANTag.length
+        }
+        frame.innerCapturedLength = bytes.count - frame.removedLength
+        frame.innerWireLength = max(wireLength, bytes.count) - frame.removedLength
+        guard frame.innerCapturedLength >= EthernetHeader.length else { throw .innerTruncated }
+        frame.isTruncated = frame.innerCapturedLength < frame.innerWireLength
+        return frame
+    }
+}
+
+/// The link layer of the captured frames (pcap LINKTYPE_* values).
+public enum LinkType: UInt32, Sendable {
+    case ethernet = 1
+    case rawIP = 101
+    case linuxCooked = 113
+    case linuxCookedV2 = 276
+
+    /// Maps a pcap link-type number, including the aliases for raw IP.
+    public init?(pcapLinkType: UInt32) {
+        switch pcapLinkType {
+        case 1: self = .ethernet
+        case 101, 12, 14, 228, 229: self = .rawIP
+        case 113: self = .linuxCooked
+        case 276: self = .linuxCookedV2
+        default: return nil
+        }
+    }
+}
+
+/// The UDP destination ports that carry VXLAN (default 4789). Few, so a linear scan.
+public struct VXLANPorts: Sendable, Hashable {
+    public private(set) var ports: [UInt16]
+
+    public init(_ ports: [UInt16] = [4789]) {
+        self.ports = ports
+    }
+
+    @inline(__always)
+    public func contains(_ port: UInt16) -> Bool {
+        for candidate in ports where candidate == port { return true }
+        return false
+    }
+}

@@ -1,0 +1,97 @@
+/// The mirror transport a frame arrived in; also the `encapsulation` JSON value.
+public enum Encapsulation: UInt8, Sendable, Hashable, CaseIterable {
+    case erspan1
+    case erspan2
+    case erspan3
+    case gre
+    case vxlan
+    case rspan
+
+    public var name: String {
+        switch self {
+        case .erspan1: "erspan1"
+        case .erspan2: "erspan2"
+        case .erspan3: "erspan3"
+        case .gre: "gre"
+        case .vxlan: "vxlan"
+        case .rspan: "rspan"
+        }
+    }
+
+    /// ERSPAN II and III share sessions: a sender may switch between them when reconfigured.
+    public var sessionFamily: SessionFamily {
+        switch self {
+        case .erspan1: .erspan1
+        case .erspan2, .erspan3: .erspan
+        case .gre: .gre
+        case .vxlan: .vxlan
+        case .rspan: .rspan
+        }
+    }
+}
+
+/// What identifies a session besides the exporter: the family of transport.
+public enum SessionFamily: UInt8, Sendable, Hashable {
+    case erspan1
+    case erspan
+    case gre
+    case vxlan
+    case rspan
+}
+
+/// A decoded mirror frame: where the original frame lies in the captured bytes and what the
+/// encapsulation said about it. Plain value, no references: decoding allocates nothing.
+public struct MirrorFrame: Sendable {
+    public var encapsulation: Encapsulation
+    /// Outer source address (the switch); `.none` for RSPAN.
+    public var exporter: IPAddress
+    /// ERSPAN session ID, GRE key, VNI or RSPAN VLAN; meaningful when `hasSessionID`.
+    public var sessionID: UInt32
+    public var hasSessionID: Bool
+    /// GRE sequence number; meaningful when `hasSequence`.
+    public var sequence: UInt32
+    public var hasSequence: Bool
+    /// The GRE key when present (for ERSPAN it is recorded, it is not the session).
+    public var greKey: UInt32?
+
+    /// Offset of the original frame in the captured bytes.
+    public var innerOffset: Int
+    /// Captured bytes of the original frame, counting from `innerOffset` and skipping the
+    /// `removedLength` bytes at `innerOffset + removedOffset` (the RSPAN tag).
+    public var innerCapturedLength: Int
+    /// Length of the original frame on its wire (≥ `innerCapturedLength`).
+    public var innerWireLength: Int
+    /// Relative offset and length of bytes to leave out when copying (RSPAN tag removal).
+    public var removedOffset: Int
+    public var removedLength: Int
+
+    /// The frame is shorter than it was: ERSPAN T bit, snap truncation, or the inner IP header
+    /// proves more bytes existed.
+    public var isTruncated: Bool
+    public var anomalies: Anomalies
+    public var erspan: ERSPANMetadata
+
+    init(encapsulation: Encapsulation, exporter: IPAddress, innerOffset: Int) {
+        self.encapsulation = encapsulation
+        self.exporter = exporter
+        sessionID = 0
+        hasSessionID = false
+        sequence = 0
+        hasSequence = false
+        greKey = nil
+        self.innerOffset = innerOffset
+        innerCapturedLength = 0
+        innerWireLength = 0
+        removedOffset = 0
+        removedLength = 0
+        isTruncated = false
+        anomalies = []
+        erspan = ERSPANMetadata()
+    }
+}
+
+/// The outcome of decoding one captured frame.
+public enum DecodeResult: Sendable {
+    case mirror(MirrorFrame)
+    case discard(DiscardReason)
+}

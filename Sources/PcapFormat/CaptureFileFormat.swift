@@ -1,0 +1,62 @@
+/// The two output formats. Both are written in host byte order, as libpcap and Wireshark do;
+/// readers detect the order from the magic.
+///
+/// - pcap: the nanosecond-resolution classic format (magic 0xA1B23C4D), one link type per file.
+/// - pcapng: a Section Header Block naming the collector, one Interface Description Block per
+///   link type carrying the session name and exporter (`if_tsresol` = 9, nanoseconds), and an
+///   Enhanced Packet Block per frame.
+public enum CaptureFileFormat: String, Sendable, CaseIterable {
+    case pcap
+    case pcapng
+
+    /// The file name extension, without the dot.
+    public var fileExtension: String { rawValue }
+
+    /// Bytes a record of `capturedLength` data bytes takes in the file.
+    @inline(__always)
+    public func recordLength(capturedLength: Int) -> Int {
+        switch self {
+        case .pcap: PcapRecord.headerLength + capturedLength
+        case .pcapng: EnhancedPacketBlock.length(capturedLength: capturedLength)
+        }
+    }
+
+    /// The bytes that open a file: the pcap file header, or SHB + IDB.
+    public func fileHeader(linkType: UInt32, interfaceName: String, interfaceDescription: String) -> [UInt8] {
+        switch self {
+        case .pcap:
+            return PcapFileHeader.bytes(linkType: linkType)
+        case .pcapng:
+            return SectionHeaderBlock.bytes(application: "span-collector")
+                + InterfaceDescriptionBlock.bytes(
+                    linkType: UInt16(truncatingIfNeeded: linkType), name: interfaceName, description: interfaceDescription)
+        }
+    }
+
+    /// Writes a record's framing before the data at `destination`; returns the data offset.
+    @inline(__always)
+    public func writeRecordPrefix(
+        to destination: UnsafeMutableRawPointer, timestampNanoseconds: UInt64, capturedLength: Int, wireLength: Int
+    ) -> Int {
+        switch self {
+        case .pcap:
+            PcapRecord.writeHeader(
+                to: destination, timestampNanoseconds: timestampNanoseconds, capturedLength: capturedLength,
+                wireLength: wireLength)
+            return PcapRecord.headerLength
+        case .pcapng:
+            EnhancedPacketBlock.writeHeader(
+                to: destination, timestampNanoseconds: timestampNanoseconds, capturedLength: capturedLength,
+                wireLength: wireLength)
+            return EnhancedPacketBlock.headerLength
+        }
+    }
+
+    /// Writes what follows the data (pcapng padding and trailing length).
+    @inline(__always)
+    public func writeRecordSuffix(to destination: UnsafeMutableRawPointer, capturedLength: Int) {
+        if self == .pcapng {
+            EnhancedPacketBlock.writeTrailer(to: destination, capturedLength: capturedLength)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import CaptureSystem
+import Synchronization
+
+/// What happened on the disk side that an operator should hear about. Storage takes no logger;
+/// CollectorCore logs these.
+public enum StorageEvent: Sendable {
+    /// A session could not write: its frames count as `dropped.write` until a new file works.
+    /// Reported once per episode.
+    case writeFailed(session: String, error: SystemError)
+    /// The session writes again after a failure episode.
+    case writeRecovered(session: String)
+    /// A file was finished and renamed to `path`.
+    case fileFinished(session: String, path: String, records: Int, bytes: Int)
+    /// Retention removed an old file.
+    case fileRemoved(path: String)
+    /// A finish, rename or retention step failed.
+    case maintenanceFailed(error: SystemError)
+}
+
+/// Commands from the capture side to a writer thread, executed in order.
+enum WriterCommand {
+    case data(BatchBuffer)
+    case finish(FileTarget)
+    case stop
+}
+
+/// A writer thread with its FIFO of commands. The FIFO itself is unbounded; what bounds memory
+/// is the buffer pool, since every data command carries one pool buffer.
+final class FileWriter: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var commands: [WriterCommand] = []
+    private var head = 0
+    private let pool: BufferPool
+    private let configuration: StorageConfiguration
+    private let events: @Sendable (StorageEvent) -> Void
+    private var thread: OSThread?
+
+    init(index: Int, pool: BufferPool, configuration: StorageConfiguration, events: @escaping @Sendable (StorageEvent) -> Void) throws(SystemError) {
+        self.pool = pool
+        self.configuration = configuration
+        self.events = events
+        thread = try OSThread(name: "span-writer-\(index)") { [unowned self] in self.run() }
+    }
+
+    func enqueue(_ command: WriterCommand) {
+        lock.withLock {
+            commands.append(command)
+            lock.broadcast()
+        }
+    }
+
+    /// Stops after everything queued so far is done and waits for the thread.
+    func stopAndJoin() {
+        enqueue(.stop)
+        thread?.join()
+        thread = nil
+    }
+
+    private func next() -> WriterCommand {
+        lock.withLock {
+            while head == commands.count { lock.wait() }
+            let command = commands[head]
+            head += 1
+            if head > 1024, head * 2 > commands.count {
+                commands.removeFirst(head)
+                head = 0
+            }
+            return command
+        }
+    }
+
+    private func run() {
+        while true {
+            switch next() {
+            case .data(let buffer):
+                write(buffer)
+                pool.release(buffer)
+            case .finish(let target):
+                finish(target)
+            case .stop:
+                return
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    private func write(_ buffer: BatchBuffer) {
+        guard let target = buffer.target else { return }
+        let session = target.session
+        if target.failed.load(ordering: .relaxed) {
+            drop(buffer, session: session)
+            return
+        }
+        do throws(SystemError) {
+            if target.descriptor == nil { try open(target) }
+            try FileSystem.writeAll(target.descriptor!, buffer.contents, path: target.partPath)
+            target.bytesWritten += buffer.used
+            target.recordsWritten += buffer.records
+            if session.inErrorEpisode {
+                session.inErrorEpisode = false
+                events(.writeRecovered(session: session.name))
+            }
+        } catch {
+            // Keep the file valid: cut it back to the last whole buffer.
+            if let descriptor = target.descriptor {
+                try? FileSystem.truncate(descriptor, to: target.bytesWritten, path: target.partPath)
+            }
+            target.failed.store(true, ordering: .relaxed)
+            drop(buffer, session: session)
+            if !session.inErrorEpisode {
+                session.inErrorEpisode = true
+                events(.writeFailed(session: session.name, error: error))
+            }
+        }
+    }
+
+    private func drop(_ buffer: BatchBuffer, session: SessionFiles) {
+        session.writeDroppedPackets.add(buffer.records, ordering: .relaxed)
+        session.writeDroppedBytes.add(buffer.dataBytes, ordering: .relaxed)
+    }
+
+    private func open(_ target: FileTarget) throws(SystemError) {
+        let session = target.session
+        try FileSystem.createDirectory(session.directory, mode: configuration.directoryMode)
+        if !session.scanned { try scan(session) }
+        let name = FileNaming.fileName(
+            session: session.name, firstTimestampNanoseconds: target.firstTimestampNanoseconds,
+            sequence: session.nextSequence, fileExtension: target.fileExtension)
+        target.sequence = session.nextSequence
+        session.nextSequence += 1
+        target.finalPath = session.directory + "/" + name
+        target.partPath = target.finalPath + FileNaming.partSuffix
+        target.descriptor = try FileSystem.createForWriting(target.partPath, mode: configuration.fileMode)
+    }
+
+    /// Learns the files a previous run left in the session directory, so numbering continues
+    /// and retention counts them.
+    private func scan(_ session: SessionFiles) throws(SystemError) {
+        var highest = 0
+        for name in try FileSystem.contents(ofDirectory: session.directory) {
+            guard let parsed = FileNaming.sequence(ofFileNamed: name, session: session.name) else { continue }
+            highest = max(highest, parsed.sequence)
+            if !parsed.isPart { session.finished.append((parsed.sequence, session.directory + "/" + name)) }
+        }
+        session.finished.sort { $0.sequence < $1.sequence }
+        session.nextSequence = highest + 1
+        session.scanned = true
+    }
+
+    private func finish(_ target: FileTarget) {
+        guard let descriptor = target.descriptor else { return }
+        target.descriptor = nil
+        let session = target.session
+        do throws(SystemError) {
+            try descriptor.close()
+            guard target.recordsWritten > 0 else {
+                try FileSystem.remove(target.partPath)  // no empty files
+                return
+            }
+            try FileSystem.rename(target.partPath, to: target.finalPath)
+        } catch {
+            events(.maintenanceFailed(error: error))
+            return
+        }
+        session.filesFinished.add(1, ordering: .relaxed)
+        session.finished.append((target.sequence, target.finalPath))
+        events(.fileFinished(session: session.name, path: target.finalPath, records: target.recordsWritten, bytes: target.bytesWritten))
+        applyRetention(session)
+    }
+
+    private func applyRetention(_ session: SessionFiles) {
+        guard let keep = configuration.keepFiles, keep >= 0 else { return }
+        session.finished.sort { $0.sequence < $1.sequence }
+        while session.finished.count > keep {
+            let oldest = session.finished.removeFirst()
+            do throws(SystemError) {
+                try FileSystem.remove(oldest.path)
+                events(.fileRemoved(path: oldest.path))
+            } catch {
+                events(.maintenanceFailed(error: error))
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import CaptureSystem
+import PcapFormat
+import Synchronization
+
+/// The capture side of one session's files: decides rotation, frames each record into the
+/// current batch buffer (the one copy of the frame) and hands full buffers to the session's
+/// writer. Used by exactly one capture thread; no locks on the per-frame path.
+public final class SessionRecorder {
+    public let files: SessionFiles
+    private unowned let storage: Storage
+    private let format: CaptureFileFormat
+    private let header: [UInt8]
+    private let rotateSize: Int
+    private let rotateInterval: UInt64
+    private let writer: FileWriter
+
+    private var buffer: BatchBuffer?
+    private var target: FileTarget?
+    private var fileBytes = 0
+    private var fileRecords = 0
+    private var intervalIndex: UInt64 = 0
+
+    /// Frames accepted into a buffer (written unless a write error drops them later).
+    public private(set) var appendedPackets = 0
+    public private(set) var appendedBytes = 0
+    /// Frames dropped because no buffer was free (`dropped.queue`, live only).
+    public private(set) var queueDroppedPackets = 0
+
+    init(files: SessionFiles, storage: Storage, writer: FileWriter, header: [UInt8], configuration: StorageConfiguration) {
+        self.files = files
+        self.storage = storage
+        self.writer = writer
+        self.header = header
+        format = configuration.format
+        rotateSize = configuration.rotateSize ?? .max
+        rotateInterval = configuration.rotateIntervalSeconds.map { UInt64($0) * 1_000_000_000 } ?? 0
+    }
+
+    /// Appends one frame. Its bytes are `source[offset ..< offset + capturedLength]` with the
+    /// `removedLength` bytes at `offset + removedOffset` left out. Returns false when the frame
+    /// was dropped for want of a buffer (counted in `queueDroppedPackets`).
+    @inline(__always)
+    @discardableResult
+    public func append(
+        timestampNanoseconds: UInt64, source: UnsafeRawBufferPointer, offset: Int, capturedLength: Int,
+        removedOffset: Int = 0, removedLength: Int = 0, wireLength: Int
+    ) -> Bool {
+        let recordLength = format.recordLength(capturedLength: capturedLength)
+        if target != nil, needsRotation(before: recordLength, timestamp: timestampNanoseconds) {
+            finishFile()
+        }
+        let needed = recordLength + (target == nil ? header.count : 0)
+        if buffer == nil || buffer!.remaining < needed {
+            guard replaceBuffer() else {
+                queueDroppedPackets += 1
+                return false
+            }
+        }
+        let buffer = buffer!
+        if target == nil { startFile(timestamp: timestampNanoseconds, in: buffer) }
+        if buffer.records == 0 { buffer.firstAppendTime = storage.nowForFlush }
+
+        let destination = buffer.base + buffer.used
+        let dataOffset = format.writeRecordPrefix(
+            to: destination, timestampNanoseconds: timestampNanoseconds, capturedLength: capturedLength,
+            wireLength: wireLength)
+        let data = destination + dataOffset
+        let start = source.baseAddress! + offset
+        if removedLength == 0 {
+            data.copyMemory(from: start, byteCount: capturedLength)
+        } else {
+            data.copyMemory(from: start, byteCount: removedOffset)
+            data.advanced(by: removedOffset).copyMemory(
+                from: start + removedOffset + removedLength, byteCount: capturedLength - removedOffset)
+        }
+        format.writeRecordSuffix(to: destination, capturedLength: capturedLength)
+
+        buffer.used += recordLength
+        buffer.records += 1
+        buffer.dataBytes += capturedLength
+        fileBytes += recordLength
+        fileRecords += 1
+        appendedPackets += 1
+        appendedBytes += capturedLength
+        return true
+    }
+
+    @inline(__always)
+    private func needsRotation(before recordLength: Int, timestamp: UInt64) -> Bool {
+        if fileRecords > 0, fileBytes + recordLength > rotateSize { return true }
+        if rotateInterval != 0, fileRecords > 0, timestamp / rotateInterval != intervalIndex { return true }
+        return target!.failed.load(ordering: .relaxed)
+    }
+
+    private func startFile(timestamp: UInt64, in buffer: BatchBuffer) {
+        let target = FileTarget(session: files, firstTimestampNanoseconds: timestamp, fileExtension: format.fileExtension)
+        self.target = target
+        buffer.target = target
+        buffer.append(header)
+        fileBytes = header.count
+        fileRecords = 0
+        if rotateInterval != 0 { intervalIndex = timestamp / rotateInterval }
+    }
+
+    /// Hands the current buffer (if it holds anything) to the writer and takes a fresh one.
+    private func replaceBuffer() -> Bool {
+        flushBuffer()
+        guard let fresh = storage.acquireBuffer() else { return false }
+        fresh.target = target
+        buffer = fresh
+        return true
+    }
+
+    /// Hands the partly filled buffer to the writer now (the file stays open).
+    func flushBuffer() {
+        guard let current = buffer else { return }
+        buffer = nil
+        if current.isEmpty {
+            storage.pool.giveBack(current)
+        } else {
+            storage.pool.markInFlight()
+            writer.enqueue(.data(current))
+        }
+    }
+
+    /// Whether the buffer holds records older than `flushBefore` (monotonic ns).
+    func hasStaleBuffer(olderThan flushBefore: UInt64) -> Bool {
+        guard let buffer, !buffer.isEmpty else { return false }
+        return buffer.firstAppendTime < flushBefore
+    }
+
+    /// Finishes the current file: everything buffered is written, then it is renamed.
+    public func finishFile() {
+        guard let current = target else { return }
+        flushBuffer()
+        writer.enqueue(.finish(current))
+        target = nil
+        fileBytes = 0
+        fileRecords = 0
+    }
+
+    /// Finishes the file when its wall-clock interval is over (live capture on a quiet session).
+    func rotateIfIntervalEnded(now: UInt64) {
+        guard rotateInterval != 0, target != nil, fileRecords > 0, now / rotateInterval != intervalIndex else { return }
+        finishFile()
+    }
+
+    /// Whether a file is open (has records not yet finished).
+    public var hasOpenFile: Bool { target != nil }
+}

@@ -1,0 +1,79 @@
+import CaptureSystem
+import PcapFormat
+
+/// The per-session rotating writers as a whole: the buffer pool, the writer threads, and one
+/// `SessionRecorder` per session. Owned and driven by one capture thread (replay) or shared by
+/// capture workers that each drive only their own sessions' recorders.
+public final class Storage: @unchecked Sendable {
+    public let configuration: StorageConfiguration
+    let pool: BufferPool
+    private let writers: [FileWriter]
+    private let recordersLock = ConditionLock()
+    private var recorders: [SessionRecorder] = []
+    /// Monotonic time stamped on buffers; refreshed by `tick` rather than read per frame.
+    var nowForFlush: UInt64 = 0
+
+    public init(configuration: StorageConfiguration, events: @escaping @Sendable (StorageEvent) -> Void = { _ in }) throws(SystemError) {
+        self.configuration = configuration
+        try FileSystem.createDirectory(configuration.directory, mode: configuration.directoryMode)
+        pool = BufferPool(limit: configuration.bufferCount, bufferSize: configuration.bufferSize)
+        var writers: [FileWriter] = []
+        for index in 0..<max(1, configuration.writerThreads) {
+            writers.append(try FileWriter(index: index, pool: pool, configuration: configuration, events: events))
+        }
+        self.writers = writers
+        nowForFlush = Clock.monotonicNanoseconds()
+    }
+
+    /// A recorder for a new session. `name` must already be validated (it becomes a directory).
+    public func makeRecorder(sessionName name: String, linkType: UInt32, interfaceDescription: String) -> SessionRecorder {
+        recordersLock.withLock {
+            let writerIndex = recorders.count % writers.count
+            let files = SessionFiles(name: name, directory: configuration.directory + "/" + name, writerIndex: writerIndex)
+            let header = configuration.format.fileHeader(
+                linkType: linkType, interfaceName: name, interfaceDescription: interfaceDescription)
+            let recorder = SessionRecorder(
+                files: files, storage: self, writer: writers[writerIndex], header: header, configuration: configuration)
+            recorders.append(recorder)
+            return recorder
+        }
+    }
+
+    /// A free buffer. With `.wait` it blocks on the writers; if every buffer sits half-full in
+    /// some session (many sessions, few buffers), all sessions' buffers are handed over first.
+    func acquireBuffer() -> BatchBuffer? {
+        while true {
+            if let buffer = pool.tryAcquire() { return buffer }
+            guard configuration.handoff == .wait else { return nil }
+            if !pool.waitForRelease() {
+                for recorder in recordersLock.withLock({ recorders }) { recorder.flushBuffer() }
+                if !pool.waitForRelease() { return nil }  // cannot happen: flushing put buffers in flight
+            }
+        }
+    }
+
+    /// Periodic housekeeping from the capture thread: time-based rotation of quiet sessions and
+    /// writing out buffers older than the flush interval. `now` is wall-clock ns.
+    public func tick(wallClockNanoseconds now: UInt64, recorders subset: [SessionRecorder]? = nil) {
+        nowForFlush = Clock.monotonicNanoseconds()
+        let flushBefore = nowForFlush &- configuration.flushIntervalNanoseconds
+        for recorder in subset ?? recordersLock.withLock({ recorders }) {
+            recorder.rotateIfIntervalEnded(now: now)
+            if recorder.hasStaleBuffer(olderThan: flushBefore) { recorder.flushBuffer() }
+        }
+    }
+
+    /// Finishes every session's current file (SIGHUP, shutdown).
+    public func finishAllFiles() {
+        for recorder in recordersLock.withLock({ recorders }) { recorder.finishFile() }
+    }
+
+    /// Finishes all files, waits until everything is written and renamed, stops the writers.
+    public func close() {
+        finishAllFiles()
+        for writer in writers { writer.stopAndJoin() }
+    }
+
+    /// Bytes of batch buffers allocated so far.
+    public var bufferMemory: Int { pool.allocatedBytes }
+}

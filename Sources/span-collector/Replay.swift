@@ -1,0 +1,36 @@
+import ArgumentParser
+import CollectorCore
+import Logging
+
+extension SpanCollector {
+    struct Replay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the pipeline over capture files (pcap or pcapng) and write per-session files.",
+            discussion: """
+                Inputs are read in order; written records keep the input record's timestamp. \
+                Exit status 0 after every file is finalized; the summary goes to standard output \
+                (a table, or one JSON document with --json). Logs go to standard error.
+                """
+        )
+
+        @Argument(help: ArgumentHelp("Capture files to replay.", valueName: "input"))
+        var inputs: [String]
+
+        @OptionGroup var options: PipelineOptions
+
+        func run() throws {
+            LoggingSetup.bootstrap(level: options.verbose ? .debug : .info)
+            let logger = Logger(label: "span-collector")
+            let configuration = try options.makeConfiguration()
+            let replay = CollectorCore.Replay(inputs: inputs, configuration: configuration, showProgress: true)
+            let summary: Summary
+            do {
+                summary = try replay.run(logger: logger)
+            } catch {
+                logger.error("\(error)")
+                throw ExitCode(2)
+            }
+            print(options.json ? summary.jsonText() : summary.table(), terminator: options.json ? "\n" : "")
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import Logging
+
+@main
+struct SpanCollector: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "span-collector",
+        abstract: "Receive ERSPAN, GRE-TEB, VXLAN and RSPAN mirror traffic and write per-session pcap files.",
+        version: "0.1.0",
+        subcommands: [Replay.self]
+    )
+}
+
+/// Logs go to standard error so that `--json` output on standard output stays one document.
+enum LoggingSetup {
+    static func bootstrap(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
