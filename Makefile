@@ -26,14 +26,14 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## Run the collector on its built-in defaults: replay the sample capture into $(OUTPUT).
+## Run the collector on its built-in defaults: replay the committed sample capture into $(OUTPUT).
 run: release
-	.build/release/span-collector replay docs/sample/mirror-sample.pcap --output $(OUTPUT)
+	.build/release/span-collector replay Tests/Fixtures/mixed_sessions.pcap --output $(OUTPUT)
 
 ## Run the whole test suite.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --parallel --num-workers 2
+	$(SWIFT) test --skip-build
 
 ## Offline throughput against tcpdump (needs ../shared/bench).
 bench: release

@@ -27,8 +27,12 @@ public final class LibpcapFileReader {
 
     deinit { pcap_close(handle) }
 
-    /// The link type (LINKTYPE_* value) of the capture.
-    public var linkType: UInt32 { UInt32(bitPattern: pcap_datalink_ext(handle)) & 0x03FF_FFFF }
+    /// The link type of the capture as a LINKTYPE_* value. libpcap reports DLT_* values, which
+    /// equal the LINKTYPE_* ones for what the collector reads, except raw IP (DLT 12 or 14).
+    public var linkType: UInt32 {
+        let dlt = pcap_datalink(handle)
+        return dlt == DLT_RAW ? 101 : UInt32(bitPattern: dlt)
+    }
 
     /// Calls `body` with each record's bytes, wire length and timestamp in nanoseconds, in order.
     /// Returns normally at the end of the file; throws on a read error (a cut file).

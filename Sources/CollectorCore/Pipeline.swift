@@ -13,8 +13,9 @@ public final class Pipeline {
 
     private var sessionIndex: [SessionKey: Session] = [:]
     private(set) var sessions: [Session] = []
-    private var lastKey: SessionKey?
-    private var lastSession: Session?
+    /// Direct-mapped cache of recently used sessions, checked before the dictionary.
+    private static let cacheSize = 256
+    private var cache: ContiguousArray<Session?> = ContiguousArray(repeating: nil, count: Pipeline.cacheSize)
 
     /// Frames seen, including those the kernel dropped (added by the live source).
     public private(set) var received: Int64 = 0
@@ -51,13 +52,13 @@ public final class Pipeline {
         if frame.anomalies.rawValue != 0 { countAnomalies(frame.anomalies) }
 
         let key = SessionKey(frame, interface: interface)
+        let slot = key.cacheSlot & (Self.cacheSize - 1)
         let session: Session
-        if let lastSession, key == lastKey {
-            session = lastSession
+        if let cached = cache[slot], cached.key == key {
+            session = cached
         } else {
             session = sessionIndex[key] ?? newSession(key: key, encapsulation: frame.encapsulation)
-            lastKey = key
-            lastSession = session
+            cache[slot] = session
         }
         if frame.hasSequence { session.sequence.observe(frame.sequence) }
         if frame.isTruncated { session.truncated += 1 }

@@ -37,6 +37,16 @@ final class BufferPool: @unchecked Sendable {
         }
     }
 
+    /// Whether `limit` buffers are queued or being written.
+    func inFlightAtLeast(_ limit: Int) -> Bool { lock.withLock { inFlight >= limit } }
+
+    /// Waits until fewer than `limit` buffers are in flight.
+    func waitForInFlightBelow(_ limit: Int) {
+        lock.withLock {
+            while inFlight >= limit { lock.wait() }
+        }
+    }
+
     /// A buffer handed to a writer.
     func markInFlight() { lock.withLock { inFlight += 1 } }
 

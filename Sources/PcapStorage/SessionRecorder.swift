@@ -7,7 +7,7 @@ import Synchronization
 /// writer. Used by exactly one capture thread; no locks on the per-frame path.
 public final class SessionRecorder {
     public let files: SessionFiles
-    private unowned let storage: Storage
+    private unowned(unsafe) let storage: Storage  // Storage owns its recorders and outlives them
     private let format: CaptureFileFormat
     private let header: [UInt8]
     private let rotateSize: Int

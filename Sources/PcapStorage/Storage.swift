@@ -42,6 +42,11 @@ public final class Storage: @unchecked Sendable {
     /// A free buffer. With `.wait` it blocks on the writers; if every buffer sits half-full in
     /// some session (many sessions, few buffers), all sessions' buffers are handed over first.
     func acquireBuffer() -> BatchBuffer? {
+        // The queue depth: a session hands over its full buffer just before asking.
+        if pool.inFlightAtLeast(configuration.maximumBuffersInFlight) {
+            guard configuration.handoff == .wait else { return nil }
+            pool.waitForInFlightBelow(configuration.maximumBuffersInFlight)
+        }
         while true {
             if let buffer = pool.tryAcquire() { return buffer }
             guard configuration.handoff == .wait else { return nil }

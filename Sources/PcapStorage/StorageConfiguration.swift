@@ -23,6 +23,10 @@ public struct StorageConfiguration: Sendable {
     public var bufferSize: Int = 1 << 20
     /// Upper bound of all batch buffers together.
     public var maximumBufferMemory: Int = 256 << 20
+    /// Buffers handed to writers and not yet written: the depth of the writer queue. Beyond it
+    /// the capture side waits (replay) or drops (live). Small enough that buffers are reused
+    /// while still warm in the cache; deep enough to ride out a slow disk for a moment.
+    public var maximumBuffersInFlight: Int = 16
     /// Writer threads; sessions are spread over them and stay on one.
     public var writerThreads: Int = 1
     public var handoff: Handoff = .wait

@@ -1,0 +1,111 @@
+import CaptureSystem
+import Foundation
+import PcapFormat
+import Testing
+
+/// Paths, temporary directories, child processes and pcap reading for the tests.
+enum TestSupport {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let fixtures = packageRoot.appendingPathComponent("Tests/Fixtures")
+
+    /// A fresh directory under /tmp, removed by `removeDirectory`.
+    static func makeTemporaryDirectory(_ label: String = "test") throws -> String {
+        let path = NSTemporaryDirectory() + "span-collector-\(label)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func removeDirectory(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    struct ProcessResult {
+        var status: Int32
+        var standardOutput: String
+        var standardError: String
+    }
+
+    /// Runs a program to completion (bounded by `timeout` seconds, then killed).
+    @discardableResult
+    static func run(_ arguments: [String], timeout: Double = 300) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes concurrently so a chatty child cannot block on a full pipe.
+        nonisolated(unsafe) var outData = Data()
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        if group.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            Issue.record("\(arguments) did not finish in \(timeout) s")
+        }
+        process.waitUntilExit()
+        return ProcessResult(
+            status: process.terminationStatus, standardOutput: String(decoding: outData, as: UTF8.self),
+            standardError: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// The collector binary `swift build` made next to the test bundle.
+    static var collectorBinary: String {
+        let candidates = [".build/debug/span-collector", ".build/release/span-collector"].map {
+            packageRoot.appendingPathComponent($0).path
+        }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    struct Record: Equatable {
+        var timestampNanoseconds: UInt64
+        var wireLength: Int
+        var data: [UInt8]
+    }
+
+    /// Every record of a classic pcap file, read with our reader (the writer under test
+    /// is ours too, so tests also check files with capinfos/tshark, written by others).
+    static func readPcap(_ path: String) throws -> (linkType: UInt32, records: [Record]) {
+        let mapped = try MappedFile(path: path)
+        var reader = try ClassicPcapReader(header: mapped.bytes)
+        var records: [Record] = []
+        while let record = reader.next(in: mapped.bytes) {
+            records.append(
+                Record(
+                    timestampNanoseconds: record.timestampNanoseconds, wireLength: record.wireLength,
+                    data: Array(mapped.bytes[record.dataOffset..<(record.dataOffset + record.capturedLength)])))
+        }
+        #expect(!reader.endedInsideRecord, "\(path) ends inside a record")
+        return (reader.linkType, records)
+    }
+
+    /// Finished capture files below `directory`, sorted by name (write order per session).
+    static func captureFiles(in directory: String) -> [String] {
+        guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return [] }
+        return enumerator.compactMap { $0 as? String }
+            .filter { $0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng") || $0.hasSuffix(".part") }
+            .sorted().map { directory + "/" + $0 }
+    }
+
+    /// Packet counts per file according to Wireshark's capinfos; fails the test when capinfos
+    /// rejects a file.
+    static func capinfosPacketCounts(_ files: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Int] {
+        guard !files.isEmpty else { return [:] }
+        var counts: [String: Int] = [:]
+        // capinfos takes many files per call; keep the argument list reasonable.
+        for chunk in stride(from: 0, to: files.count, by: 200).map({ Array(files[$0..<min($0 + 200, files.count)]) }) {
+            let result = try run(["capinfos", "-T", "-r", "-c"] + chunk)
+            #expect(result.status == 0, "capinfos rejected a file: \(result.standardError)", sourceLocation: sourceLocation)
+            for line in result.standardOutput.split(separator: "\n") {
+                let fields = line.split(separator: "\t")
+                guard fields.count >= 2, let count = Int(fields[fields.count - 1].trimmingCharacters(in: .whitespaces)) else { continue }
+                counts[String(fields[0])] = count
+            }
+        }
+        return counts
+    }
+}
