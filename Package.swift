@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "span-collector",
             dependencies: [
-                "CollectorCore",
+                "CollectorCore", "CaptureSystem", "MirrorDecoding", "PcapFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -26,8 +26,10 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }
 }
 
-/// The errno chokepoint: every libc call in the collector goes through here, so EINTR is
-/// retried in one place and every failure carries the call's name.
+/// The errno chokepoint for calls that may be interrupted (open, read, write, socket, ...):
+/// EINTR is retried in one place and every failure carries the call's name. Calls that cannot
+/// return EINTR (mkdir, stat, opendir, mmap) build their `SystemError` where they are made; no
+/// libc call happens outside this module.
 enum Syscall {
     @inline(__always)
     static func retrying<T: BinaryInteger>(

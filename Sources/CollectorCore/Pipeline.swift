@@ -8,8 +8,9 @@ public final class Pipeline {
     let decoder: MirrorDecoder
     let storage: Storage
     let allowedExporters: [IPPrefix]
-    /// Name of the capture interface for RSPAN session names (`replay` in replay).
-    let interfaceName: String
+    /// Names of the capture interfaces, indexed by `process(interface:)`, for RSPAN session
+    /// names (`replay` in replay).
+    let interfaceNames: [String]
 
     private var sessionIndex: [SessionKey: Session] = [:]
     private(set) var sessions: [Session] = []
@@ -23,11 +24,11 @@ public final class Pipeline {
     private(set) var discards: [Int64] = Array(repeating: 0, count: DiscardReason.allCases.count)
     private(set) var anomalies: [Int64] = Array(repeating: 0, count: Anomalies.all.count)
 
-    public init(configuration: CollectorConfiguration, storage: Storage, interfaceName: String) {
+    public init(configuration: CollectorConfiguration, storage: Storage, interfaceNames: [String]) {
         decoder = MirrorDecoder(configuration: configuration.decoderConfiguration)
         self.storage = storage
         allowedExporters = configuration.allowedExporters
-        self.interfaceName = interfaceName
+        self.interfaceNames = interfaceNames
     }
 
     /// Processes one captured frame.
@@ -61,7 +62,7 @@ public final class Pipeline {
             cache[slot] = session
         }
         if frame.hasSequence { session.sequence.observe(frame.sequence) }
-        if frame.isTruncated { session.truncated += 1 }
+        if frame.isTruncated || frame.innerCapturedLength > session.recorder.maximumCapturedLength { session.truncated += 1 }
         session.recorder.append(
             timestampNanoseconds: timestampNanoseconds, source: bytes, offset: frame.innerOffset,
             capturedLength: frame.innerCapturedLength, removedOffset: frame.removedOffset,
@@ -79,14 +80,19 @@ public final class Pipeline {
     }
 
     private func newSession(key: SessionKey, encapsulation: Encapsulation) -> Session {
+        let interfaceName = Int(key.interface) < interfaceNames.count ? interfaceNames[Int(key.interface)] : "if\(key.interface)"
         let name = Session.defaultName(for: key, interfaceName: interfaceName)
         let description = key.family == .rspan ? "RSPAN VLAN \(key.identifier) on \(interfaceName)" : "exporter \(key.exporter)"
         let recorder = storage.makeRecorder(sessionName: name, linkType: 1, interfaceDescription: description)
-        let session = Session(key: key, name: name, encapsulation: encapsulation, recorder: recorder)
+        // The storage may have had to make the name unique (see Storage.makeRecorder).
+        let session = Session(key: key, name: recorder.files.name, encapsulation: encapsulation, recorder: recorder)
         sessionIndex[key] = session
         sessions.append(session)
         return session
     }
+
+    /// The session recorders, for periodic housekeeping by the owning thread.
+    var recorders: [SessionRecorder] { sessions.map(\.recorder) }
 
     /// The counters as they stand; exact once the storage is closed.
     public func summary() -> Summary {

@@ -30,21 +30,22 @@ public struct Replay {
         } catch {
             throw .output(error)
         }
-        let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceName: "replay")
-        var failure: CollectorError?
+        let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceNames: ["replay"])
+        var failures: [CollectorError] = []
         var progress = Progress(enabled: showProgress && FileSystem.isTerminal(2), inputs: inputs)
         for (index, input) in inputs.enumerated() {
             do throws(CollectorError) {
                 try replay(input, index: index, into: pipeline, progress: &progress, logger: logger)
             } catch {
-                failure = error
-                break
+                // The other inputs still count: what they held is written and accounted.
+                failures.append(error)
             }
         }
         progress.finish()
         storage.close()
-        if let failure { throw failure }
-        return pipeline.summary()
+        let summary = pipeline.summary()
+        if !failures.isEmpty { throw .inputsFailed(failures, summary) }
+        return summary
     }
 
     private func replay(

@@ -116,6 +116,27 @@ public struct Summary: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// The sum of several capture threads' summaries (their sessions are disjoint).
+    public static func merged(_ parts: [Summary]) -> Summary {
+        var total = Summary()
+        for part in parts {
+            total.sessions += part.sessions
+            total.packetsReceived += part.packetsReceived
+            total.packetsWritten += part.packetsWritten
+            total.dropped.kernel += part.dropped.kernel
+            total.dropped.queue += part.dropped.queue
+            total.dropped.write += part.dropped.write
+            total.discarded.malformed += part.discarded.malformed
+            total.discarded.notMirror += part.discarded.notMirror
+            total.discarded.unknownSession += part.discarded.unknownSession
+            total.discarded.unauthorizedExporter += part.discarded.unauthorizedExporter
+            total.discardReasons.merge(part.discardReasons, uniquingKeysWith: +)
+            total.anomalies.merge(part.anomalies, uniquingKeysWith: +)
+        }
+        total.sessions.sort { $0.name < $1.name }
+        return total
+    }
+
     /// Whether the accounting law holds.
     public var isConserved: Bool { packetsReceived == packetsWritten + dropped.total + discarded.total }
 

@@ -5,6 +5,11 @@ struct IPv6Header {
     static let length = 40
     static let maximumExtensionHeaders = 8
 
+    /// Hop-by-Hop, Routing, Fragment, Destination Options, Authentication.
+    static func isExtensionHeader(_ next: UInt8) -> Bool {
+        next == 0 || next == 43 || next == 44 || next == 60 || next == 51
+    }
+
     var source: IPAddress
     /// The upper-layer protocol after the extension headers.
     var protocolNumber: UInt8

@@ -84,6 +84,13 @@ public struct MirrorDecoder: Sendable {
             (exporter, protocolNumber, payloadOffset, datagramEnd) = (ip.source, ip.protocolNumber, ip.payloadOffset, ip.datagramEnd)
         case 0x86DD:
             let ip = try IPv6Header(parsing: bytes, at: ipOffset, wireLength: wireLength)
+            // A fragment's next header may be another extension header (the transport is then
+            // only known after reassembly): such fragments count as fragments, not as non-mirror.
+            if ip.isFragment, ip.protocolNumber != IPv4Header.protocolGRE, ip.protocolNumber != IPv4Header.protocolUDP,
+                IPv6Header.isExtensionHeader(ip.protocolNumber)
+            {
+                throw .ipFragment
+            }
             guard ip.protocolNumber == IPv4Header.protocolGRE || ip.protocolNumber == IPv4Header.protocolUDP else {
                 throw .ipProtocol
             }

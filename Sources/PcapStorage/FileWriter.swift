@@ -21,7 +21,24 @@ public enum StorageEvent: Sendable {
 enum WriterCommand {
     case data(BatchBuffer)
     case finish(FileTarget)
+    /// Holds the writer until the gate opens (fault injection for tests: a stalled disk).
+    case pause(WriterGate)
     case stop
+}
+
+/// A closed gate a paused writer waits at; `open()` lets it go on.
+final class WriterGate: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var isOpen = false
+
+    func wait() { lock.withLock { while !isOpen { lock.wait() } } }
+
+    func open() {
+        lock.withLock {
+            isOpen = true
+            lock.broadcast()
+        }
+    }
 }
 
 /// A writer thread with its FIFO of commands. The FIFO itself is unbounded; what bounds memory
@@ -77,6 +94,8 @@ final class FileWriter: @unchecked Sendable {
                 pool.release(buffer)
             case .finish(let target):
                 finish(target)
+            case .pause(let gate):
+                gate.wait()
             case .stop:
                 return
             }
@@ -104,7 +123,11 @@ final class FileWriter: @unchecked Sendable {
         } catch {
             // Keep the file valid: cut it back to the last whole buffer.
             if let descriptor = target.descriptor {
-                try? FileSystem.truncate(descriptor, to: target.bytesWritten, path: target.partPath)
+                do throws(SystemError) {
+                    try FileSystem.truncate(descriptor, to: target.bytesWritten, path: target.partPath)
+                } catch {
+                    events(.maintenanceFailed(error: error))
+                }
             }
             target.failed.store(true, ordering: .relaxed)
             drop(buffer, session: session)

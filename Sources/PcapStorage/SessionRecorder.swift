@@ -20,6 +20,11 @@ public final class SessionRecorder {
     private var fileRecords = 0
     private var intervalIndex: UInt64 = 0
 
+    /// The most data bytes one record may carry: an empty buffer must hold the file header and
+    /// the record, and no record exceeds the snapshot length the file header announces. Longer
+    /// frames are cut to this (and counted as truncated by the caller).
+    public let maximumCapturedLength: Int
+
     /// Frames accepted into a buffer (written unless a write error drops them later).
     public private(set) var appendedPackets = 0
     public private(set) var appendedBytes = 0
@@ -32,6 +37,8 @@ public final class SessionRecorder {
         self.writer = writer
         self.header = header
         format = configuration.format
+        let recordOverhead = configuration.format.recordLength(capturedLength: 0) + 8  // + pcapng padding
+        maximumCapturedLength = min(Int(PcapFileHeader.snapshotLength), configuration.bufferSize - header.count - recordOverhead)
         rotateSize = configuration.rotateSize ?? .max
         rotateInterval = configuration.rotateIntervalSeconds.map { UInt64($0) * 1_000_000_000 } ?? 0
     }
@@ -45,6 +52,7 @@ public final class SessionRecorder {
         timestampNanoseconds: UInt64, source: UnsafeRawBufferPointer, offset: Int, capturedLength: Int,
         removedOffset: Int = 0, removedLength: Int = 0, wireLength: Int
     ) -> Bool {
+        let capturedLength = min(capturedLength, maximumCapturedLength)
         let recordLength = format.recordLength(capturedLength: capturedLength)
         if target != nil, needsRotation(before: recordLength, timestamp: timestampNanoseconds) {
             finishFile()
@@ -69,9 +77,10 @@ public final class SessionRecorder {
         if removedLength == 0 {
             data.copyMemory(from: start, byteCount: capturedLength)
         } else {
-            data.copyMemory(from: start, byteCount: removedOffset)
-            data.advanced(by: removedOffset).copyMemory(
-                from: start + removedOffset + removedLength, byteCount: capturedLength - removedOffset)
+            let head = min(removedOffset, capturedLength)
+            data.copyMemory(from: start, byteCount: head)
+            data.advanced(by: head).copyMemory(
+                from: start + head + removedLength, byteCount: capturedLength - head)
         }
         format.writeRecordSuffix(to: destination, capturedLength: capturedLength)
 

@@ -1,5 +1,6 @@
 import CaptureSystem
 import PcapFormat
+import Synchronization
 
 /// The per-session rotating writers as a whole: the buffer pool, the writer threads, and one
 /// `SessionRecorder` per session. Owned and driven by one capture thread (replay) or shared by
@@ -10,8 +11,10 @@ public final class Storage: @unchecked Sendable {
     private let writers: [FileWriter]
     private let recordersLock = ConditionLock()
     private var recorders: [SessionRecorder] = []
+    private var names: Set<String> = []
     /// Monotonic time stamped on buffers; refreshed by `tick` rather than read per frame.
-    var nowForFlush: UInt64 = 0
+    let flushClock = Atomic<UInt64>(0)
+    var nowForFlush: UInt64 { flushClock.load(ordering: .relaxed) }
 
     public init(configuration: StorageConfiguration, events: @escaping @Sendable (StorageEvent) -> Void = { _ in }) throws(SystemError) {
         self.configuration = configuration
@@ -22,12 +25,21 @@ public final class Storage: @unchecked Sendable {
             writers.append(try FileWriter(index: index, pool: pool, configuration: configuration, events: events))
         }
         self.writers = writers
-        nowForFlush = Clock.monotonicNanoseconds()
+        flushClock.store(Clock.monotonicNanoseconds(), ordering: .relaxed)
     }
 
     /// A recorder for a new session. `name` must already be validated (it becomes a directory).
-    public func makeRecorder(sessionName name: String, linkType: UInt32, interfaceDescription: String) -> SessionRecorder {
+    /// A name already in use (two capture threads met the same session, which session-affine
+    /// fanout should prevent) gets a `~2`, `~3`, ... suffix: two writers never share a directory.
+    public func makeRecorder(sessionName requested: String, linkType: UInt32, interfaceDescription: String) -> SessionRecorder {
         recordersLock.withLock {
+            var name = requested
+            var suffix = 2
+            while names.contains(name) {
+                name = "\(requested)~\(suffix)"
+                suffix += 1
+            }
+            names.insert(name)
             let writerIndex = recorders.count % writers.count
             let files = SessionFiles(name: name, directory: configuration.directory + "/" + name, writerIndex: writerIndex)
             let header = configuration.format.fileHeader(
@@ -60,23 +72,33 @@ public final class Storage: @unchecked Sendable {
     /// Periodic housekeeping from the capture thread: time-based rotation of quiet sessions and
     /// writing out buffers older than the flush interval. `now` is wall-clock ns.
     public func tick(wallClockNanoseconds now: UInt64, recorders subset: [SessionRecorder]? = nil) {
-        nowForFlush = Clock.monotonicNanoseconds()
-        let flushBefore = nowForFlush &- configuration.flushIntervalNanoseconds
+        let monotonic = Clock.monotonicNanoseconds()
+        flushClock.store(monotonic, ordering: .relaxed)
+        let flushBefore = monotonic &- configuration.flushIntervalNanoseconds
         for recorder in subset ?? recordersLock.withLock({ recorders }) {
             recorder.rotateIfIntervalEnded(now: now)
             if recorder.hasStaleBuffer(olderThan: flushBefore) { recorder.flushBuffer() }
         }
     }
 
-    /// Finishes every session's current file (SIGHUP, shutdown).
-    public func finishAllFiles() {
-        for recorder in recordersLock.withLock({ recorders }) { recorder.finishFile() }
+    /// Finishes every session's current file (SIGHUP, shutdown). Only from the thread that owns
+    /// the recorders, or with `subset` = that thread's recorders.
+    public func finishAllFiles(recorders subset: [SessionRecorder]? = nil) {
+        for recorder in subset ?? recordersLock.withLock({ recorders }) { recorder.finishFile() }
     }
 
     /// Finishes all files, waits until everything is written and renamed, stops the writers.
     public func close() {
         finishAllFiles()
         for writer in writers { writer.stopAndJoin() }
+    }
+
+    /// Stalls every writer until the returned gate is opened, as a hung disk would: for tests
+    /// of the capture side's behaviour under a full queue.
+    func pauseWriters() -> WriterGate {
+        let gate = WriterGate()
+        for writer in writers { writer.enqueue(.pause(gate)) }
+        return gate
     }
 
     /// Bytes of batch buffers allocated so far.

@@ -9,7 +9,7 @@ extension CaptureFileFormat: ExpressibleByArgument {}
 /// mirror session.
 struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Output directory; one sub-directory per session.", valueName: "dir"))
-    var output: String
+    var output: String?
 
     @Option(name: .long, help: "Output file format: pcap (nanosecond) or pcapng.")
     var format: CaptureFileFormat = .pcap
@@ -45,9 +45,10 @@ struct PipelineOptions: ParsableArguments {
     var verbose = false
 
     /// Builds the configuration, reporting every problem at once with the flag it concerns.
-    func makeConfiguration() throws -> CollectorConfiguration {
-        var configuration = CollectorConfiguration(outputDirectory: output)
+    func makeConfiguration(defaultOutput: String? = nil) throws -> CollectorConfiguration {
         var problems: [ConfigurationProblem] = []
+        if output == nil && defaultOutput == nil { problems.append(.init(key: "--output", message: "is required")) }
+        var configuration = CollectorConfiguration(outputDirectory: output ?? defaultOutput ?? "")
         configuration.format = format
         func size(_ text: String?, key: String) -> Int? {
             guard let text else { return nil }
@@ -71,7 +72,8 @@ struct PipelineOptions: ParsableArguments {
                 problems.append(.init(key: "--allow-exporter", message: "'\(text)' is not an address or prefix (e.g. 198.51.100.0/24, 2001:db8::/32)"))
             }
         }
-        problems += configuration.problems().map { ConfigurationProblem(key: "--" + $0.key, message: $0.message) }
+        problems += configuration.problems().filter { !(output == nil && $0.key == "output") }
+            .map { ConfigurationProblem(key: "--" + $0.key, message: $0.message) }
         guard problems.isEmpty else {
             throw ValidationError(problems.map(\.description).joined(separator: "\n"))
         }

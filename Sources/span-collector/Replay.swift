@@ -23,14 +23,17 @@ extension SpanCollector {
             let logger = Logger(label: "span-collector")
             let configuration = try options.makeConfiguration()
             let replay = CollectorCore.Replay(inputs: inputs, configuration: configuration, showProgress: true)
-            let summary: Summary
             do {
-                summary = try replay.run(logger: logger)
+                let summary = try replay.run(logger: logger)
+                print(options.json ? summary.jsonText() : summary.table(), terminator: options.json ? "\n" : "")
+            } catch .inputsFailed(let errors, let summary) {
+                for error in errors { logger.error("\(error)") }
+                print(options.json ? summary.jsonText() : summary.table(), terminator: options.json ? "\n" : "")
+                throw ExitCode(2)
             } catch {
                 logger.error("\(error)")
                 throw ExitCode(2)
             }
-            print(options.json ? summary.jsonText() : summary.table(), terminator: options.json ? "\n" : "")
         }
     }
 }

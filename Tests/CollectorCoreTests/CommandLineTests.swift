@@ -62,5 +62,12 @@ import Testing
             #expect(result.status == 2)
             #expect(result.standardError.contains("cannot read"))
         }
+        // A bad input among good ones: the good ones are written and accounted, exit status 2.
+        let good = TestSupport.fixtures.appendingPathComponent("v02_erspan2.pcap").path
+        let result = try TestSupport.run([TestSupport.collectorBinary, "replay", good, garbage, "--output", output + "/mixed", "--json"])
+        #expect(result.status == 2)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect(object["packets_written"] as? Int == 3)
+        #expect(result.standardError.contains("garbage.pcap"))
     }
 }

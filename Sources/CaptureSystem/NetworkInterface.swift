@@ -1,0 +1,50 @@
+import CLinuxPacket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Interface names, indexes and the default route.
+public enum NetworkInterface {
+    /// The interface index for `name`. The corresponding C function is `if_nametoindex(3)`.
+    public static func index(of name: String) throws(SystemError) -> Int32 {
+        let index = if_nametoindex(name)
+        guard index != 0 else { throw SystemError(call: "if_nametoindex", subject: name, errno: Glibc.errno) }
+        return Int32(index)
+    }
+
+    /// The interface of the IPv4 (else IPv6) default route, from /proc/net/route and
+    /// /proc/net/ipv6_route; nil when there is none.
+    public static func defaultRouteInterface() -> String? {
+        if let text = readText("/proc/net/route") {
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                guard fields.count > 3, fields[1] == "00000000", let flags = Int(fields[3], radix: 16), flags & 1 != 0 else { continue }
+                return String(fields[0])
+            }
+        }
+        if let text = readText("/proc/net/ipv6_route") {
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard fields.count >= 10, fields[0] == String(repeating: "0", count: 32), fields[1] == "00",
+                    fields[9] != "lo"
+                else { continue }
+                return String(fields[9])
+            }
+        }
+        return nil
+    }
+
+    static func readText(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count <= 0 { break }
+            bytes += chunk[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

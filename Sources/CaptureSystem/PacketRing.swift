@@ -1,0 +1,166 @@
+import CLinuxPacket
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One AF_PACKET socket with a TPACKET_V3 receive ring, bound to one interface.
+///
+/// The kernel fills whole blocks and flips each block's status word to "user"; the worker walks
+/// every frame of the block in place (no copy until the frame lands in a session buffer) and
+/// then flips the word back. `poll` is called only when the next block is still the kernel's.
+/// A quiet link still delivers: the kernel retires a partly filled block after
+/// `retireTimeoutMilliseconds`. Block ownership is the only shared state, and it is touched
+/// only through acquire/release atomics in CLinuxPacket.
+public final class PacketRing: @unchecked Sendable {
+    public struct Configuration: Sendable, Hashable {
+        /// Bytes per block (a power of two, multiple of the page size).
+        public var blockSize: Int = 4 << 20
+        public var blockCount: Int = 16
+        /// How long the kernel may hold a partly filled block.
+        public var retireTimeoutMilliseconds: Int = 64
+
+        public init() {}
+
+        public var ringSize: Int { blockSize * blockCount }
+    }
+
+    /// One frame as the ring holds it. `bytes` point into the ring: valid only inside the
+    /// callback that receives it.
+    public struct Frame {
+        public var bytes: UnsafeRawBufferPointer
+        public var wireLength: Int
+        public var timestampNanoseconds: UInt64
+        /// The outer VLAN tag the kernel removed (hardware offload or software untagging).
+        public var strippedTag: (protocolID: UInt16, controlInformation: UInt16)?
+    }
+
+    public let interfaceName: String
+    public let interfaceIndex: Int32
+    public let configuration: Configuration
+    private let socket: FileDescriptor
+    private let ring: UnsafeMutableRawPointer
+    private var nextBlock = 0
+
+    /// Opens the socket and its ring on `interfaceName`. Nothing is received until `start()`.
+    public init(interfaceName: String, configuration: Configuration) throws(SystemError) {
+        self.interfaceName = interfaceName
+        self.configuration = configuration
+        interfaceIndex = try NetworkInterface.index(of: interfaceName)
+        // Protocol 0: no frames until bind, so the filter is in place before the first one.
+        let fd = try Syscall.retrying("socket", "AF_PACKET") { Glibc.socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        socket = FileDescriptor(adopting: fd)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard configuration.blockSize >= page, configuration.blockSize % page == 0, configuration.blockCount >= 2 else {
+            throw SystemError(call: "setsockopt PACKET_RX_RING", subject: interfaceName, errno: EINVAL)
+        }
+        if CLinuxPacket_setupRing(
+            fd, UInt32(configuration.blockSize), UInt32(configuration.blockCount), 2048,
+            UInt32(configuration.retireTimeoutMilliseconds)) != 0
+        {
+            throw SystemError(call: "setsockopt PACKET_RX_RING", subject: interfaceName, errno: Glibc.errno)
+        }
+        guard
+            let mapping = mmap(nil, configuration.ringSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0),
+            mapping != MAP_FAILED
+        else {
+            // MAP_LOCKED can fail under RLIMIT_MEMLOCK; the ring works without it.
+            guard let unlocked = mmap(nil, configuration.ringSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
+                unlocked != MAP_FAILED
+            else { throw SystemError(call: "mmap", subject: "packet ring on \(interfaceName)", errno: Glibc.errno) }
+            ring = unlocked
+            return
+        }
+        ring = mapping
+    }
+
+    deinit { munmap(ring, configuration.ringSize) }
+
+    /// Installs the socket filter (SO_ATTACH_FILTER).
+    public func attach(filter: BPFProgram) throws(SystemError) {
+        try install(filter, option: "SO_ATTACH_FILTER", with: CLinuxPacket_attachFilter)
+    }
+
+    private func install(
+        _ program: BPFProgram, option: String, with call: (Int32, UnsafePointer<sock_filter>?, UInt16) -> Int32
+    ) throws(SystemError) {
+        let status = program.instructions.withUnsafeBufferPointer { instructions in
+            call(socket.rawValue, instructions.baseAddress, UInt16(instructions.count))
+        }
+        if status != 0 { throw SystemError(call: "setsockopt \(option)", subject: interfaceName, errno: Glibc.errno) }
+    }
+
+    /// Binds to the interface: frames start to arrive.
+    public func start() throws(SystemError) {
+        if CLinuxPacket_bind(socket.rawValue, interfaceIndex) != 0 {
+            throw SystemError(call: "bind", subject: interfaceName, errno: Glibc.errno)
+        }
+    }
+
+    /// Joins fanout group `group` with a classic BPF demultiplexer and IPv4 defragmentation
+    /// (PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_DEFRAG). Call after `start()`.
+    public func joinFanout(group: UInt16, program: BPFProgram, setProgram: Bool) throws(SystemError) {
+        let typeAndFlags = UInt16(PACKET_FANOUT_CBPF) | UInt16(PACKET_FANOUT_FLAG_DEFRAG)
+        if CLinuxPacket_joinFanout(socket.rawValue, group, typeAndFlags) != 0 {
+            throw SystemError(call: "setsockopt PACKET_FANOUT", subject: interfaceName, errno: Glibc.errno)
+        }
+        guard setProgram else { return }
+        try install(program, option: "PACKET_FANOUT_DATA", with: CLinuxPacket_setFanoutProgram)
+    }
+
+    /// Receives everything the interface sees, not only frames addressed to it (RSPAN).
+    public func enablePromiscuousMode() throws(SystemError) {
+        if CLinuxPacket_addPromiscuousMembership(socket.rawValue, interfaceIndex) != 0 {
+            throw SystemError(call: "setsockopt PACKET_ADD_MEMBERSHIP", subject: interfaceName, errno: Glibc.errno)
+        }
+    }
+
+    /// Walks the next block if the kernel has handed it over: calls `body` for every frame,
+    /// returns the block, and reports how many frames there were (nil: no block ready).
+    @inline(__always)
+    public func drainNextBlock(_ body: (borrowing Frame) -> Void) -> Int? {
+        let block = ring + nextBlock * configuration.blockSize
+        guard CLinuxPacket_blockStatus(block) & UInt32(TP_STATUS_USER) != 0 else { return nil }
+        let count = Int(CLinuxPacket_blockPacketCount(block))
+        var header = block + Int(CLinuxPacket_blockFirstPacketOffset(block))
+        let blockEnd = block + configuration.blockSize
+        for _ in 0..<count {
+            let info = CLinuxPacket_frame(header)
+            let start = header + Int(info.macOffset)
+            // Never trust offsets blindly, even the kernel's: stay inside the block.
+            guard start + Int(info.capturedLength) <= blockEnd else { break }
+            var tag: (UInt16, UInt16)?
+            if info.status & UInt32(TP_STATUS_VLAN_VALID) != 0 {
+                let tpid = info.status & UInt32(TP_STATUS_VLAN_TPID_VALID) != 0 ? info.vlanTPID : 0x8100
+                tag = (tpid, info.vlanTCI)
+            }
+            body(
+                Frame(
+                    bytes: UnsafeRawBufferPointer(start: start, count: Int(info.capturedLength)),
+                    wireLength: Int(info.wireLength),
+                    timestampNanoseconds: UInt64(info.seconds) * 1_000_000_000 + UInt64(info.nanoseconds),
+                    strippedTag: tag))
+            guard info.nextOffset != 0 else { break }
+            header += Int(info.nextOffset)
+        }
+        CLinuxPacket_releaseBlock(block)
+        nextBlock = (nextBlock + 1) % configuration.blockCount
+        return count
+    }
+
+    /// Waits up to `milliseconds` for the next block. The corresponding C function is `poll(2)`.
+    public static func waitForAny(_ rings: [PacketRing], milliseconds: Int32) {
+        var descriptors = rings.map { pollfd(fd: $0.socket.rawValue, events: Int16(POLLIN | POLLERR), revents: 0) }
+        _ = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
+    }
+
+    /// Frames the kernel dropped because the ring was full, since the last call (the kernel
+    /// resets the counter on read). The corresponding option is `PACKET_STATISTICS`.
+    public func takeDrops() -> (received: UInt64, dropped: UInt64) {
+        var packets: UInt32 = 0
+        var drops: UInt32 = 0
+        var freezes: UInt32 = 0
+        guard CLinuxPacket_statistics(socket.rawValue, &packets, &drops, &freezes) == 0 else { return (0, 0) }
+        return (UInt64(packets), UInt64(drops))
+    }
+}

@@ -1,0 +1,95 @@
+import CaptureSystem
+import MirrorDecoding
+import PcapStorage
+import Synchronization
+
+/// One capture thread: it owns its rings (one per interface, each a member of that interface's
+/// fanout group), its pipeline and its sessions' recorders. Nothing per frame is shared with
+/// other threads; requests arrive as atomic flags, counters leave as a published snapshot.
+final class CaptureWorker: @unchecked Sendable {
+    let index: Int
+    private let rings: [PacketRing]
+    private let interfaceIndexes: [UInt32]
+    let pipeline: Pipeline
+    private let storage: Storage
+    /// How long the kernel may hold a partly filled block: after a stop request the worker keeps
+    /// draining this long (plus a margin) so frames already received are not left behind.
+    private let retireTimeoutNanoseconds: UInt64
+
+    let stopRequested = Atomic<Bool>(false)
+    let rotateRequested = Atomic<Bool>(false)
+    /// Counters as of the last housekeeping pass (about every 100 ms).
+    let published = Mutex<Summary>(Summary())
+    /// Monotonic time of the last pass through the capture loop (watchdog for the service).
+    let heartbeat = Atomic<UInt64>(0)
+    private var thread: OSThread?
+
+    /// `rings[i]` captures on the interface whose name is `pipeline.interfaceNames[interfaceIndexes[i]]`.
+    init(index: Int, rings: [PacketRing], interfaceIndexes: [UInt32], pipeline: Pipeline, storage: Storage) {
+        self.index = index
+        retireTimeoutNanoseconds = UInt64(rings.map(\.configuration.retireTimeoutMilliseconds).max() ?? 0) * 1_000_000
+        self.rings = rings
+        self.interfaceIndexes = interfaceIndexes
+        self.pipeline = pipeline
+        self.storage = storage
+    }
+
+    func start() throws(SystemError) {
+        thread = try OSThread(name: "span-capture-\(index)") { [self] in run() }
+    }
+
+    func join() {
+        thread?.join()
+        thread = nil
+    }
+
+    private func run() {
+        var lastHousekeeping: UInt64 = 0
+        var stopDeadline: UInt64?
+        while true {
+            var drained = false
+            for (position, ring) in rings.enumerated() {
+                let interface = interfaceIndexes[position]
+                let pipeline = self.pipeline
+                let frames = ring.drainNextBlock { frame in
+                    let tag = frame.strippedTag.map { VLANTag(protocolID: $0.protocolID, controlInformation: $0.controlInformation) }
+                    pipeline.process(
+                        frame.bytes, wireLength: frame.wireLength, timestampNanoseconds: frame.timestampNanoseconds,
+                        offloadedTag: tag, interface: interface)
+                }
+                if frames != nil { drained = true }
+            }
+            let now = Clock.monotonicNanoseconds()
+            if now &- lastHousekeeping >= 100_000_000 {
+                housekeeping(monotonicNow: now)
+                lastHousekeeping = now
+            }
+            if !drained {
+                // Stop only once the rings are empty and the kernel had time to retire its
+                // partly filled blocks: frames already received are kept.
+                if stopDeadline == nil, stopRequested.load(ordering: .relaxed) {
+                    stopDeadline = now + retireTimeoutNanoseconds + 50_000_000
+                }
+                if let stopDeadline, now >= stopDeadline { break }
+                PacketRing.waitForAny(rings, milliseconds: 20)
+            }
+        }
+        housekeeping(monotonicNow: Clock.monotonicNanoseconds())
+        storage.finishAllFiles(recorders: pipeline.recorders)
+    }
+
+    private func housekeeping(monotonicNow: UInt64) {
+        heartbeat.store(monotonicNow, ordering: .relaxed)
+        for ring in rings {
+            // PACKET_STATISTICS resets on read: accumulate.
+            pipeline.kernelDropped += Int64(ring.takeDrops().dropped)
+        }
+        let recorders = pipeline.recorders
+        if rotateRequested.exchange(false, ordering: .relaxed) {
+            storage.finishAllFiles(recorders: recorders)
+        }
+        storage.tick(wallClockNanoseconds: Clock.realtimeNanoseconds(), recorders: recorders)
+        let snapshot = pipeline.summary()
+        published.withLock { $0 = snapshot }
+    }
+}

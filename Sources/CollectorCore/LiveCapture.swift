@@ -1,0 +1,223 @@
+import CLinuxPacket
+public import CaptureSystem
+public import Logging
+import MirrorDecoding
+import PcapStorage
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Live capture: AF_PACKET TPACKET_V3 rings on one or more interfaces, `workers` capture
+/// threads in one fanout group per interface (session-affine: see
+/// `BPFProgram.sessionAffinityFanout`), writer threads behind a bounded queue. Capture never
+/// waits on the disk: a frame that finds the queue full is dropped and counted as
+/// `dropped.queue`; ring overflow is `dropped.kernel`.
+public final class LiveCapture: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// Interfaces to capture on; empty means the interface of the default route.
+        public var interfaces: [String] = []
+        public var workers: Int = LiveCapture.defaultWorkerCount
+        public var ring = PacketRing.Configuration()
+        /// A tcpdump-style expression that further restricts what the kernel hands over.
+        public var filter: String?
+        public var writerThreads: Int = 1
+        /// Batch buffers queued for the writers before frames are dropped.
+        public var queueDepth: Int = 64
+        /// Seconds between status lines on standard error (0: none).
+        public var statusIntervalSeconds: Int = 10
+
+        public init() {}
+    }
+
+    /// Half the cores, at least one, at most eight: the other half writes and serves the kernel.
+    public static var defaultWorkerCount: Int {
+        max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / 2))
+    }
+
+    public let configuration: CollectorConfiguration
+    public let options: Options
+    public let interfaces: [String]
+    private let logger: Logger
+    private let storage: Storage
+    private let workers: [CaptureWorker]
+    private let hygiene: HostHygiene
+
+    /// Sets everything up (sockets, rings, filters, fanout, writers); frames flow from here on.
+    public init(configuration: CollectorConfiguration, options: Options, logger: Logger) throws(CollectorError) {
+        let problems = configuration.problems() + Self.problems(options)
+        guard problems.isEmpty else { throw .invalidConfiguration(problems) }
+        self.configuration = configuration
+        self.options = options
+        self.logger = logger
+        var interfaces = options.interfaces
+        if interfaces.isEmpty {
+            guard let name = NetworkInterface.defaultRouteInterface() else {
+                throw .invalidConfiguration([.init(key: "interface", message: "no default route; name an interface with --interface")])
+            }
+            interfaces = [name]
+        }
+        self.interfaces = interfaces
+
+        // The kernel filter: mirror transports only, plus the RSPAN VLANs (by tag metadata).
+        let filter: BPFProgram
+        do {
+            let mirror = try BPFProgram.compile(Self.mirrorFilterExpression(configuration, user: options.filter))
+            filter = BPFProgram.acceptingRSPAN(configuration.rspanVLANs, before: mirror)
+        } catch {
+            throw .invalidConfiguration([.init(key: "filter", message: error.message)])
+        }
+        let fanout = BPFProgram.sessionAffinityFanout(rspanVLANs: configuration.rspanVLANs)
+
+        var storageConfiguration = configuration.storageConfiguration(handoff: .drop)
+        storageConfiguration.writerThreads = options.writerThreads
+        storageConfiguration.maximumBuffersInFlight = options.queueDepth
+        do {
+            storage = try Storage(configuration: storageConfiguration, events: StorageEventLogger(logger: logger).handle)
+        } catch {
+            throw .output(error)
+        }
+
+        hygiene = HostHygiene(vxlanPorts: configuration.vxlanPorts)
+        for problem in hygiene.problems {
+            logger.warning("host hygiene socket not opened; the kernel may answer mirror traffic with ICMP", metadata: ["error": "\(problem)"])
+        }
+
+        var workers: [CaptureWorker] = []
+        do throws(SystemError) {
+            for index in 0..<options.workers {
+                var rings: [PacketRing] = []
+                for (position, name) in interfaces.enumerated() {
+                    let ring = try PacketRing(interfaceName: name, configuration: options.ring)
+                    try ring.attach(filter: filter)
+                    try ring.start()
+                    try ring.joinFanout(group: Self.fanoutGroup(position), program: fanout, setProgram: index == 0)
+                    if !configuration.rspanVLANs.isEmpty { try ring.enablePromiscuousMode() }
+                    rings.append(ring)
+                }
+                let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceNames: interfaces)
+                workers.append(
+                    CaptureWorker(
+                        index: index, rings: rings, interfaceIndexes: rings.indices.map { UInt32($0) }, pipeline: pipeline,
+                        storage: storage))
+            }
+        } catch {
+            storage.close()
+            throw .capture(error)
+        }
+        self.workers = workers
+    }
+
+    static func problems(_ options: Options) -> [ConfigurationProblem] {
+        var problems: [ConfigurationProblem] = []
+        if options.workers < 1 || options.workers > 64 { problems.append(.init(key: "workers", message: "must be 1-64")) }
+        let block = options.ring.blockSize
+        if block < 4096 || block & (block - 1) != 0 {
+            problems.append(.init(key: "block-size", message: "must be a power of two of at least 4K"))
+        }
+        if options.ring.blockCount < 2 { problems.append(.init(key: "ring-size", message: "must hold at least two blocks")) }
+        if options.queueDepth < 2 { problems.append(.init(key: "queue-depth", message: "must be at least 2")) }
+        if options.writerThreads < 1 || options.writerThreads > 16 {
+            problems.append(.init(key: "writer-threads", message: "must be 1-16"))
+        }
+        return problems
+    }
+
+    /// Fanout groups are per device; one id per interface, derived from the process id so two
+    /// collectors on one host do not join each other's groups.
+    static func fanoutGroup(_ position: Int) -> UInt16 {
+        UInt16(truncatingIfNeeded: Int(getpid()) &* 31 &+ position)
+    }
+
+    /// Mirror transports: GRE over IPv4/IPv6, UDP to the VXLAN ports, IPv6 with extension
+    /// headers before the transport (Linux puts a Destination Options header before GRE; BPF's
+    /// `ip6 proto` does not walk the chain), and IP fragments (reassembly decides); each also
+    /// behind up to three VLAN tags left in the bytes (the kernel moves only the outermost tag
+    /// to metadata). libpcap's `vlan` moves the offsets of everything after it, hence the
+    /// repeated `or (vlan and ...)`. Whatever this lets through is accounted in user space;
+    /// what it stops is never seen, so it errs on the side of letting through.
+    static func mirrorFilterExpression(_ configuration: CollectorConfiguration, user: String?) -> String {
+        let ports = configuration.vxlanPorts.map(String.init).joined(separator: " or ")
+        let transports = "ip proto 47 or ip6 proto 47 or udp dst port (\(ports))"
+            + " or (ip6 and (ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 60))"
+            + " or (ip and ip[6:2] & 0x3fff != 0)"
+        let mirror = "(\(transports)) or (vlan and (\(transports))) or (vlan and (\(transports)))"
+            + " or (vlan and (\(transports)))"
+        guard let user, !user.isEmpty else { return mirror }
+        return "(\(mirror)) and (\(user))"
+    }
+
+    /// What is waited for between status lines.
+    public enum Signal: Sendable { case stop, rotate }
+
+    /// Starts the capture threads and runs until SIGINT or SIGTERM (or `stopWhen` answers true,
+    /// checked every 100 ms); SIGHUP finishes every file. Then drains the rings and the writers,
+    /// finishes every file and returns the exact summary. Call from the main thread.
+    public func run(stopWhen: @escaping () -> Bool = { false }, onReady: () -> Void = {}) throws(CollectorError) -> Summary {
+        var signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+        _ = CLinuxPacket_blockSignals(&signals, Int32(signals.count))
+        do throws(SystemError) {
+            for worker in workers { try worker.start() }
+        } catch {
+            for worker in workers { worker.stopRequested.store(true, ordering: .relaxed) }
+            for worker in workers { worker.join() }
+            storage.close()
+            throw .capture(error)
+        }
+        logger.info(
+            "capturing",
+            metadata: [
+                "interfaces": "\(interfaces.joined(separator: ","))", "workers": "\(workers.count)",
+                "output": "\(configuration.outputDirectory)",
+                "ring": "\(options.ring.blockCount)x\(options.ring.blockSize)",
+            ])
+        onReady()
+        var lastStatus = Clock.monotonicNanoseconds()
+        var previous = Summary()
+        while true {
+            let received = CLinuxPacket_waitSignal(&signals, Int32(signals.count), 100)
+            if received == SIGINT || received == SIGTERM || stopWhen() { break }
+            if received == SIGHUP {
+                logger.notice("SIGHUP: finishing all files")
+                for worker in workers { worker.rotateRequested.store(true, ordering: .relaxed) }
+            }
+            let now = Clock.monotonicNanoseconds()
+            if options.statusIntervalSeconds > 0, now - lastStatus >= UInt64(options.statusIntervalSeconds) * 1_000_000_000 {
+                let current = currentSummary()
+                logger.info("\(Self.statusLine(current, previous: previous, seconds: Double(now - lastStatus) / 1e9))")
+                previous = current
+                lastStatus = now
+            }
+        }
+        logger.info("stopping: draining rings and writers")
+        for worker in workers { worker.stopRequested.store(true, ordering: .relaxed) }
+        for worker in workers { worker.join() }
+        storage.close()
+        let parts = workers.map { $0.pipeline.summary() }
+        for (index, part) in parts.enumerated() {
+            logger.info(
+                "capture thread done",
+                metadata: ["worker": "\(index)", "sessions": "\(part.sessions.count)", "received": "\(part.packetsReceived)"])
+        }
+        return Summary.merged(parts)
+    }
+
+    /// The counters as the workers last published them (within about 100 ms).
+    public func currentSummary() -> Summary {
+        Summary.merged(workers.map { worker in worker.published.withLock { $0 } })
+    }
+
+    /// The oldest capture-loop heartbeat (monotonic ns): how the service watchdog knows every
+    /// capture thread is alive.
+    public var oldestHeartbeat: UInt64 {
+        workers.map { $0.heartbeat.load(ordering: .relaxed) }.min() ?? 0
+    }
+
+    static func statusLine(_ current: Summary, previous: Summary, seconds: Double) -> String {
+        let rate = seconds > 0 ? Double(current.packetsReceived - previous.packetsReceived) / seconds : 0
+        return "status: received \(current.packetsReceived) (\(Int(rate)) pps) written \(current.packetsWritten)"
+            + " dropped kernel \(current.dropped.kernel) queue \(current.dropped.queue) write \(current.dropped.write)"
+            + " discarded \(current.discarded.total) sessions \(current.sessions.count)"
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Live capture for real: `span-collector run` in one network namespace, tcpreplay of scapy
+/// fixtures from the other, SIGTERM, then every written frame and the JSON compared with what
+/// was sent. Needs root (CI runs as root); every wait is bounded, namespaces are removed even
+/// when a test fails.
+@Suite(.serialized, .enabled(if: NamespacePair.isAvailable, "needs root and iproute2"))
+struct LiveCaptureTests {
+    /// Fixtures with pairwise distinct sessions, every encapsulation and both IP versions.
+    static let fixtures = [
+        "v02_erspan2", "v04_erspan3", "v06_erspan3_platform", "v08_ipv6_erspan2", "v12_outer_vlan", "v17_teb_nokey",
+        "v19_nvgre", "v20_vxlan", "v23_rspan", "vxlan_ipv6", "s03_seq_loss", "m19_gre_not_mirror",
+    ]
+
+    @Test func everyEncapsulationLiveMatchesTheGenerator() throws {
+        let manifest = FixtureManifest.shared.fixtures
+        // Which sessions come from which fixture; the chosen fixtures must not share any.
+        var expected: [String: (session: FixtureManifest.ExpectedSession, frames: [TestSupport.Record])] = [:]
+        var sentMirror: Int64 = 0
+        var files: [String] = []
+        for name in Self.fixtures {
+            let fixture = try #require(manifest[name], "\(name) missing from the manifest")
+            files.append(TestSupport.fixtures.appendingPathComponent(fixture.input).path)
+            sentMirror += fixture.packetsWritten
+            for (session, info) in fixture.sessions {
+                let live = session.replacingOccurrences(of: "replay-vlan-", with: "vB-vlan-")
+                #expect(expected[live] == nil, "\(live) appears in two fixtures")
+                let reference = try TestSupport.readPcap(TestSupport.fixtures.appendingPathComponent(info.frames).path)
+                expected[live] = (info, reference.records)
+            }
+        }
+
+        let namespaces = try NamespacePair()
+        defer { namespaces.remove() }
+        let output = try TestSupport.makeTemporaryDirectory("live")
+        defer { TestSupport.removeDirectory(output) }
+        let collector = try CollectorProcess(
+            namespace: namespaces.collector, output: output + "/out", arguments: ["--rspan-vlan", "999", "--workers", "2"])
+        try namespaces.replay(files)
+        usleep(300_000)
+        let summary = try #require(collector.stop(), "no JSON summary; stderr: \(collector.stderrText)")
+
+        // The accounting law, live, and nothing lost on the way.
+        let received = try #require(summary["packets_received"] as? Int)
+        let written = try #require(summary["packets_written"] as? Int)
+        let dropped = try #require(summary["dropped"] as? [String: Int])
+        let discarded = try #require(summary["discarded"] as? [String: Int])
+        #expect(received == written + dropped.values.reduce(0, +) + discarded.values.reduce(0, +))
+        #expect(dropped.values.reduce(0, +) == 0)
+        #expect(written == Int(sentMirror))
+
+        let sessions = try #require(summary["sessions"] as? [[String: Any]])
+        #expect(Set(sessions.compactMap { $0["name"] as? String }) == Set(expected.keys))
+        for session in sessions {
+            let name = try #require(session["name"] as? String)
+            guard let (info, frames) = expected[name] else { continue }
+            #expect(session["packets"] as? Int == Int(info.packets), "\(name)")
+            #expect(session["bytes"] as? Int == Int(info.bytes), "\(name)")
+            #expect(session["lost"] as? Int == Int(info.lost), "\(name)")
+            #expect(session["encapsulation"] as? String == info.encapsulation, "\(name)")
+            let written = try TestSupport.captureFiles(in: output + "/out/" + name).flatMap { try TestSupport.readPcap($0).records }
+            #expect(written.count == frames.count, "\(name)")
+            for (index, (got, want)) in zip(written, frames).enumerated() {
+                // Live records carry the receive time; bytes and lengths must match exactly.
+                #expect(got.data == want.data && got.wireLength == want.wireLength, "\(name) frame \(index)")
+            }
+            let times = written.map(\.timestampNanoseconds)
+            #expect(times == times.sorted(), "\(name) receive times go backwards")
+            let now = UInt64(Date().timeIntervalSince1970 * 1e9)
+            #expect(times.allSatisfy { $0 <= now && now - $0 < 600_000_000_000 }, "\(name) not stamped with receive time")
+        }
+        let allFiles = TestSupport.captureFiles(in: output + "/out")
+        #expect(!allFiles.contains { $0.hasSuffix(".part") })
+        let counts = try TestSupport.capinfosPacketCounts(allFiles)
+        #expect(counts.values.reduce(0, +) == written)
+    }
+
+    @Test func noICMPLeavesTheCollectorNamespace() throws {
+        let namespaces = try NamespacePair()
+        defer { namespaces.remove() }
+        let traffic = ["v02_erspan2.pcap", "v08_ipv6_erspan2.pcap", "v20_vxlan.pcap", "vxlan_ipv6.pcap"].map {
+            TestSupport.fixtures.appendingPathComponent($0).path
+        }
+        // Control: without the collector the kernel answers with unreachables, so this test
+        // would see them.
+        let before = try namespaces.icmpOutDestUnreachables()
+        try namespaces.replay(traffic)
+        usleep(200_000)
+        let control = try namespaces.icmpOutDestUnreachables()
+        #expect(control.v4 > before.v4 && control.v6 > before.v6, "control: the kernel did not answer; the check below proves nothing")
+
+        let output = try TestSupport.makeTemporaryDirectory("hygiene")
+        defer { TestSupport.removeDirectory(output) }
+        let collector = try CollectorProcess(namespace: namespaces.collector, output: output + "/out", arguments: [])
+        // Wait out the ICMP rate limit from the control run (1 s), then send again.
+        usleep(1_100_000)
+        let start = try namespaces.icmpOutDestUnreachables()
+        try namespaces.replay(traffic)
+        usleep(300_000)
+        let end = try namespaces.icmpOutDestUnreachables()
+        let summary = collector.stop()
+        #expect(end.v4 == start.v4, "ICMPv4 unreachables sent while the collector ran")
+        #expect(end.v6 == start.v6, "ICMPv6 unreachables sent while the collector ran")
+        #expect((summary?["packets_written"] as? Int ?? 0) > 0)
+    }
+
+    @Test func sessionsStayOnOneWorkerWhateverTheVXLANSourcePort() throws {
+        let namespaces = try NamespacePair()
+        defer { namespaces.remove() }
+        let output = try TestSupport.makeTemporaryDirectory("affinity")
+        defer { TestSupport.removeDirectory(output) }
+        let perSession = 300
+        let traffic = output + "/affinity.pcap"
+        let generated = try TestSupport.run([
+            "python3", TestSupport.fixtures.appendingPathComponent("make_affinity.py").path, traffic, "--per-session", "\(perSession)",
+        ])
+        #expect(generated.status == 0, "\(generated.standardError)")
+        let names = generated.standardOutput.split(separator: "\n").map(String.init)
+        #expect(names.count == 12)
+
+        let collector = try CollectorProcess(namespace: namespaces.collector, output: output + "/out", arguments: ["--workers", "4"])
+        try namespaces.replay([traffic])
+        usleep(300_000)
+        let summary = try #require(collector.stop())
+        let sessions = try #require(summary["sessions"] as? [[String: Any]])
+        // A session split over two workers would show up twice (as NAME and NAME~2).
+        #expect(Set(sessions.compactMap { $0["name"] as? String }) == Set(names))
+        #expect(summary["packets_written"] as? Int == names.count * perSession)
+
+        for (number, name) in names.enumerated() {
+            let frames = try TestSupport.captureFiles(in: output + "/out/" + name).flatMap { try TestSupport.readPcap($0).records }
+            // Inner payload (after 14 + 20 + 8 bytes of headers): session number, counter.
+            let counters = frames.map { frame -> (Int, Int) in
+                let payload = Array(frame.data[42..<50])
+                let session = payload[0..<4].reduce(0) { $0 << 8 | Int($1) }
+                let counter = payload[4..<8].reduce(0) { $0 << 8 | Int($1) }
+                return (session, counter)
+            }
+            #expect(counters.allSatisfy { $0.0 == number }, "\(name) holds another session's frames")
+            #expect(counters.map(\.1) == Array(0..<perSession), "\(name) frames missing or out of order")
+        }
+        // Several workers really took part: each logs what it handled when it stops.
+        let busy = collector.stderrText.split(separator: "\n").filter { $0.contains("capture thread done") && !$0.contains("received=0") }
+        #expect(busy.count >= 2, "sessions were not spread over workers: \(busy)")
+    }
+}
