@@ -26,9 +26,10 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## Run the collector on its built-in defaults: replay the committed sample capture into $(OUTPUT).
+## Run the collector on its built-in defaults: live capture on the default route's interface
+## into $(OUTPUT) until Ctrl-C (needs root or CAP_NET_RAW).
 run: release
-	.build/release/span-collector replay Tests/Fixtures/mixed_sessions.pcap --output $(OUTPUT)
+	$(SUDO) .build/release/span-collector run --output $(OUTPUT)
 
 ## Run the whole test suite.
 test: deps

@@ -17,6 +17,23 @@ public struct CollectorConfiguration: Sendable {
     public var bufferSize: Int = 1 << 20
     public var maximumBufferMemory: Int = 256 << 20
 
+    // Service (live capture) settings.
+    /// Finished files may take at most this many bytes in total; the oldest go first, across sessions.
+    public var maximumDiskUsage: Int?
+    /// Keep at least this much free on the output filesystem; the oldest finished files go first.
+    public var minimumFreeSpace: FreeSpace?
+    /// Run for every finished file, its path as the argument (like tcpdump -z).
+    public var postRotateCommand: String?
+    /// At most this many post-rotate commands at a time; more wait their turn.
+    public var postRotateConcurrency: Int = 2
+    /// `HOST:PORT` of the Prometheus and stats endpoint; nil turns it off.
+    public var metricsListen: String? = "127.0.0.1:9477"
+    /// When false, mirror traffic that matches no `sessionRules` entry counts as
+    /// `discarded.unknown_session` (reason `unknown_session.not_configured`).
+    public var acceptUnknownSessions = true
+    /// Named sessions from the configuration file, first match wins.
+    public var sessionRules: [SessionRule] = []
+
     public init(outputDirectory: String) {
         self.outputDirectory = outputDirectory
     }
@@ -62,6 +79,51 @@ public struct CollectorConfiguration: Sendable {
         storage.maximumBufferMemory = maximumBufferMemory
         storage.handoff = handoff
         return storage
+    }
+}
+
+/// Free space to keep on the output filesystem: bytes, or a percentage of its size.
+public enum FreeSpace: Sendable, Equatable {
+    case bytes(Int)
+    case percent(Double)
+
+    /// Parses `10G`, `500M` or `5%`.
+    public static func parse(_ text: String) -> FreeSpace? {
+        if text.hasSuffix("%") {
+            guard let value = Double(text.dropLast()), value >= 0, value < 100 else { return nil }
+            return .percent(value)
+        }
+        return ByteSize.parse(text).map(FreeSpace.bytes)
+    }
+}
+
+/// A named session from the configuration file: which mirror traffic it matches, the name its
+/// files get, and its own rotation and retention. Unset match fields match anything.
+public struct SessionRule: Sendable, Equatable {
+    public enum Transport: String, Sendable, CaseIterable {
+        case erspan  // types II and III (they share sessions)
+        case erspan1
+        case gre
+        case vxlan
+        case rspan
+    }
+
+    public var name: String
+    public var transport: Transport?
+    /// Outer source address prefix (not for RSPAN).
+    public var exporter: IPPrefix?
+    /// ERSPAN session ID, GRE key, VNI or RSPAN VLAN.
+    public var id: UInt32?
+    /// Capture interface (RSPAN), or `replay`.
+    public var interface: String?
+    public var rotateSize: Int?
+    public var rotateIntervalSeconds: Int?
+    public var keepFiles: Int?
+    /// Where it was defined, for error messages.
+    public var line: Int?
+
+    public init(name: String) {
+        self.name = name
     }
 }
 

@@ -7,6 +7,8 @@ public final class SessionFiles: @unchecked Sendable {
     public let name: String
     let directory: String
     let writerIndex: Int
+    /// Newest finished files to keep (nil: all).
+    let keepFiles: Int?
 
     // Writer-thread state.
     var scanned = false
@@ -21,10 +23,11 @@ public final class SessionFiles: @unchecked Sendable {
     /// Files finished (renamed) in this run.
     public let filesFinished = Atomic<Int>(0)
 
-    init(name: String, directory: String, writerIndex: Int) {
+    init(name: String, directory: String, writerIndex: Int, keepFiles: Int?) {
         self.name = name
         self.directory = directory
         self.writerIndex = writerIndex
+        self.keepFiles = keepFiles
     }
 }
 

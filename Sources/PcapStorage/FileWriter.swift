@@ -193,7 +193,7 @@ final class FileWriter: @unchecked Sendable {
     }
 
     private func applyRetention(_ session: SessionFiles) {
-        guard let keep = configuration.keepFiles, keep >= 0 else { return }
+        guard let keep = session.keepFiles, keep >= 0 else { return }
         session.finished.sort { $0.sequence < $1.sequence }
         while session.finished.count > keep {
             let oldest = session.finished.removeFirst()

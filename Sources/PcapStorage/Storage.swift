@@ -31,7 +31,10 @@ public final class Storage: @unchecked Sendable {
     /// A recorder for a new session. `name` must already be validated (it becomes a directory).
     /// A name already in use (two capture threads met the same session, which session-affine
     /// fanout should prevent) gets a `~2`, `~3`, ... suffix: two writers never share a directory.
-    public func makeRecorder(sessionName requested: String, linkType: UInt32, interfaceDescription: String) -> SessionRecorder {
+    public func makeRecorder(
+        sessionName requested: String, linkType: UInt32, interfaceDescription: String,
+        overrides: StorageConfiguration.SessionOverrides = .init()
+    ) -> SessionRecorder {
         recordersLock.withLock {
             var name = requested
             var suffix = 2
@@ -41,11 +44,14 @@ public final class Storage: @unchecked Sendable {
             }
             names.insert(name)
             let writerIndex = recorders.count % writers.count
-            let files = SessionFiles(name: name, directory: configuration.directory + "/" + name, writerIndex: writerIndex)
+            let sessionConfiguration = configuration.applying(overrides)
+            let files = SessionFiles(
+                name: name, directory: configuration.directory + "/" + name, writerIndex: writerIndex,
+                keepFiles: sessionConfiguration.keepFiles)
             let header = configuration.format.fileHeader(
                 linkType: linkType, interfaceName: name, interfaceDescription: interfaceDescription)
             let recorder = SessionRecorder(
-                files: files, storage: self, writer: writers[writerIndex], header: header, configuration: configuration)
+                files: files, storage: self, writer: writers[writerIndex], header: header, configuration: sessionConfiguration)
             recorders.append(recorder)
             return recorder
         }

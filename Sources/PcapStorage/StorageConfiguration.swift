@@ -39,6 +39,28 @@ public struct StorageConfiguration: Sendable {
         self.directory = directory
     }
 
+    /// Per-session rotation and retention that replace the defaults above (named sessions).
+    public struct SessionOverrides: Sendable, Equatable {
+        public var rotateSize: Int?
+        public var rotateIntervalSeconds: Int?
+        public var keepFiles: Int?
+
+        public init(rotateSize: Int? = nil, rotateIntervalSeconds: Int? = nil, keepFiles: Int? = nil) {
+            self.rotateSize = rotateSize
+            self.rotateIntervalSeconds = rotateIntervalSeconds
+            self.keepFiles = keepFiles
+        }
+    }
+
+    /// The configuration one session uses.
+    func applying(_ overrides: SessionOverrides) -> StorageConfiguration {
+        var configuration = self
+        if let rotateSize = overrides.rotateSize { configuration.rotateSize = rotateSize }
+        if let interval = overrides.rotateIntervalSeconds { configuration.rotateIntervalSeconds = interval }
+        if let keepFiles = overrides.keepFiles { configuration.keepFiles = keepFiles }
+        return configuration
+    }
+
     /// The smallest buffer accepted: any frame (≤ 64 KiB after decapsulation) plus a file
     /// header must fit into an empty buffer.
     public static let minimumBufferSize = 128 << 10
