@@ -83,3 +83,19 @@ int CLinuxPacket_waitSignal(const int *signals, int count, int timeoutMillisecon
     if (received < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
     return received;
 }
+
+int CLinuxPacket_fanoutGroupID(int fd) {
+    uint32_t value = 0;
+    socklen_t length = sizeof(value);
+    if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &value, &length) != 0) return -1;
+    return (int)(value & 0xffff);
+}
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+int CLinuxPacket_ignoreOutgoing(int fd) {
+    int one = 1;
+    return setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+}

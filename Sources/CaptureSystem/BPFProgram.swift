@@ -78,21 +78,36 @@ public struct BPFProgram: Sendable, Equatable {
         assembler.jump(to: "ip")
         assembler.label("return")
         assembler.emit(statement(returnA, 0))
-        // IP: skb->protocol is the EtherType after the outer tag.
+        // IP: skb->protocol is the EtherType after the outer tag. Tags the kernel does not
+        // take out (an inner one, or 0x9100 which it never untags) stay in the bytes, 4 each,
+        // before the IP header; up to three are walked.
         assembler.label("ip")
         assembler.emit(statement(loadWord, ancillary + protocolField))
-        assembler.jumpIf(equalTo: 0x0800, then: nil, else: "not-ipv4")
-        assembler.emit(statement(loadWord, networkOffset + 12))  // IPv4 source
-        assembler.jump(to: "fold")
-        assembler.label("not-ipv4")
-        assembler.jumpIf(equalTo: 0x86DD, then: "ipv6", else: nil)
-        assembler.emit(statement(returnK, 0))
-        assembler.label("ipv6")  // the four words of the IPv6 source, XORed
-        assembler.emit(statement(loadWord, networkOffset + 8))
-        for offset: Int32 in [12, 16, 20] {
-            assembler.emit(statement(BPF_MISC | BPF_TAX, 0))
-            assembler.emit(statement(loadWord, networkOffset + offset))
-            assembler.emit(statement(BPF_ALU | BPF_XOR | BPF_X, 0))
+        for depth: Int32 in 0...3 {
+            if depth > 0 {
+                assembler.label("depth\(depth)")
+                assembler.emit(statement(loadHalf, networkOffset + 4 * depth - 2))
+            }
+            assembler.jumpIf(equalTo: 0x0800, then: "ipv4-\(depth)", else: nil)
+            assembler.jumpIf(equalTo: 0x86DD, then: "ipv6-\(depth)", else: nil)
+            if depth < 3 {
+                for tag: Int32 in [0x8100, 0x88A8, 0x9100] { assembler.jumpIf(equalTo: tag, then: "depth\(depth + 1)", else: nil) }
+            }
+            assembler.emit(statement(returnK, 0))
+        }
+        for depth: Int32 in 0...3 {
+            let base = networkOffset + 4 * depth
+            assembler.label("ipv4-\(depth)")
+            assembler.emit(statement(loadWord, base + 12))  // IPv4 source
+            assembler.jump(to: "fold")
+            assembler.label("ipv6-\(depth)")  // the four words of the IPv6 source, XORed
+            assembler.emit(statement(loadWord, base + 8))
+            for offset: Int32 in [12, 16, 20] {
+                assembler.emit(statement(BPF_MISC | BPF_TAX, 0))
+                assembler.emit(statement(loadWord, base + offset))
+                assembler.emit(statement(BPF_ALU | BPF_XOR | BPF_X, 0))
+            }
+            assembler.jump(to: "fold")
         }
         // A ^= A >> 16, so the low bits the modulo keeps see the whole address.
         assembler.label("fold")
@@ -152,17 +167,29 @@ public struct BPFProgram: Sendable, Equatable {
     public static func acceptingRSPAN(_ rspanVLANs: [UInt16], before body: BPFProgram) -> BPFProgram {
         let vids = Array(rspanVLANs.prefix(200))
         guard !vids.isEmpty else { return body }
-        var program: [sock_filter] = []
-        program.append(statement(loadWord, ancillary + vlanTagPresent))
-        program.append(jump(jumpIfEqual, 0, vids.count + 3, 0))  // → body
-        program.append(statement(loadWord, ancillary + vlanTag))
-        program.append(statement(BPF_ALU | BPF_AND | BPF_K, 0x0FFF))
-        for (index, vid) in vids.enumerated() {
-            program.append(jump(jumpIfEqual, Int32(vid), vids.count - index, 0))  // → accept
+        var assembler = Assembler()
+        assembler.emit(statement(loadWord, ancillary + vlanTagPresent))
+        assembler.jumpIf(equalTo: 0, then: "body", else: nil)
+        assembler.emit(statement(loadWord, ancillary + vlanTag))
+        assembler.emit(statement(BPF_ALU | BPF_AND | BPF_K, 0x0FFF))
+        for vid in vids { assembler.jumpIf(equalTo: Int32(vid), then: "accept", else: nil) }
+        assembler.jump(to: "body")
+        assembler.label("accept")
+        assembler.emit(statement(returnK, 262_144))
+        assembler.label("body")
+        return BPFProgram(instructions: assembler.assemble() + body.instructions)
+    }
+
+    /// This program, but where it would reject a frame, `next` decides instead (a logical
+    /// "or" of two compiled programs; libpcap's `vlan` offset rules make some alternatives
+    /// impossible to write as one expression). Rejects are `ret #0`, which libpcap emits.
+    public func orElse(_ next: BPFProgram) -> BPFProgram {
+        var combined = instructions
+        let end = combined.count
+        for index in combined.indices where combined[index].code == UInt16(Self.returnK) && combined[index].k == 0 {
+            combined[index] = Self.jump(BPF_JMP | BPF_JA, Int32(end - index - 1), 0, 0)
         }
-        program.append(jump(BPF_JMP | BPF_JA, 1, 0, 0))  // → body
-        program.append(statement(returnK, 262_144))  // accept
-        return BPFProgram(instructions: program + body.instructions)
+        return BPFProgram(instructions: combined + next.instructions)
     }
 
     /// A filter that accepts nothing (for sockets held only so the kernel sees a listener).

@@ -13,6 +13,12 @@ public enum NetworkInterface {
         return Int32(index)
     }
 
+    /// The ARPHRD_* hardware type from /sys/class/net/NAME/type (1 Ethernet, 772 loopback).
+    public static func hardwareType(of name: String) -> Int? {
+        guard !name.contains("/"), let text = readText("/sys/class/net/\(name)/type") else { return nil }
+        return Int(text.trimmingCharacters(in: " \n"))
+    }
+
     /// The interface of the IPv4 (else IPv6) default route, from /proc/net/route and
     /// /proc/net/ipv6_route; nil when there is none.
     public static func defaultRouteInterface() -> String? {
@@ -46,5 +52,14 @@ public enum NetworkInterface {
             bytes += chunk[0..<count]
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var view = Substring(self)
+        while let first = view.first, set.contains(first) { view = view.dropFirst() }
+        while let last = view.last, set.contains(last) { view = view.dropLast() }
+        return String(view)
     }
 }

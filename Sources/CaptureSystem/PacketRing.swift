@@ -97,15 +97,29 @@ public final class PacketRing: @unchecked Sendable {
         }
     }
 
-    /// Joins fanout group `group` with a classic BPF demultiplexer and IPv4 defragmentation
-    /// (PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_DEFRAG). Call after `start()`.
-    public func joinFanout(group: UInt16, program: BPFProgram, setProgram: Bool) throws(SystemError) {
-        let typeAndFlags = UInt16(PACKET_FANOUT_CBPF) | UInt16(PACKET_FANOUT_FLAG_DEFRAG)
-        if CLinuxPacket_joinFanout(socket.rawValue, group, typeAndFlags) != 0 {
+    /// Joins a fanout group with a classic BPF demultiplexer and IPv4 defragmentation
+    /// (PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_DEFRAG). With `group` nil a new group is made
+    /// with an id the kernel guarantees unique (PACKET_FANOUT_FLAG_UNIQUEID), so two collectors
+    /// on one host never share one; the id is returned for the other members. Call after
+    /// `start()`; the first member installs `program`.
+    @discardableResult
+    public func joinFanout(group: UInt16?, program: BPFProgram) throws(SystemError) -> UInt16 {
+        var typeAndFlags = UInt16(PACKET_FANOUT_CBPF) | UInt16(PACKET_FANOUT_FLAG_DEFRAG)
+        if group == nil { typeAndFlags |= UInt16(PACKET_FANOUT_FLAG_UNIQUEID) }
+        if CLinuxPacket_joinFanout(socket.rawValue, group ?? 0, typeAndFlags) != 0 {
             throw SystemError(call: "setsockopt PACKET_FANOUT", subject: interfaceName, errno: Glibc.errno)
         }
-        guard setProgram else { return }
+        if let group { return group }
         try install(program, option: "PACKET_FANOUT_DATA", with: CLinuxPacket_setFanoutProgram)
+        let id = CLinuxPacket_fanoutGroupID(socket.rawValue)
+        guard id >= 0 else { throw SystemError(call: "getsockopt PACKET_FANOUT", subject: interfaceName, errno: Glibc.errno) }
+        return UInt16(id)
+    }
+
+    /// Leaves out frames this host sends itself (PACKET_IGNORE_OUTGOING); older kernels lack
+    /// it, which only costs a few `not_mirror` counts.
+    public func ignoreOutgoing() -> Bool {
+        CLinuxPacket_ignoreOutgoing(socket.rawValue) == 0
     }
 
     /// Receives everything the interface sees, not only frames addressed to it (RSPAN).

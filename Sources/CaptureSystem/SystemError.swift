@@ -22,6 +22,9 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
         return subject.isEmpty ? "\(call): \(reason)" : "\(call) \(subject): \(reason)"
     }
 
+    /// The file or directory does not exist.
+    public var isNotFound: Bool { errno == ENOENT }
+
     /// No space left on the device (or quota exhausted).
     public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }
 }

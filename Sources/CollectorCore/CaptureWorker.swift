@@ -34,6 +34,11 @@ final class CaptureWorker: @unchecked Sendable {
         self.storage = storage
     }
 
+    /// Installs the socket filter on every ring of this worker.
+    func attachToRings(filter: BPFProgram) throws(SystemError) {
+        for ring in rings { try ring.attach(filter: filter) }
+    }
+
     func start() throws(SystemError) {
         thread = try OSThread(name: "span-capture-\(index)") { [self] in run() }
     }
@@ -47,6 +52,13 @@ final class CaptureWorker: @unchecked Sendable {
         var lastHousekeeping: UInt64 = 0
         var stopDeadline: UInt64?
         while true {
+            if stopDeadline == nil, stopRequested.load(ordering: .relaxed) {
+                // Nothing new enters the rings from here on, so draining ends even when traffic
+                // does not; what is already in them is kept, including blocks the kernel
+                // retires within its timeout.
+                for ring in rings { try? ring.attach(filter: .dropAll) }
+                stopDeadline = Clock.monotonicNanoseconds() + retireTimeoutNanoseconds + 50_000_000
+            }
             var drained = false
             for (position, ring) in rings.enumerated() {
                 let interface = interfaceIndexes[position]
@@ -64,15 +76,13 @@ final class CaptureWorker: @unchecked Sendable {
                 housekeeping(monotonicNow: now)
                 lastHousekeeping = now
             }
-            if !drained {
-                // Stop only once the rings are empty and the kernel had time to retire its
-                // partly filled blocks: frames already received are kept.
-                if stopDeadline == nil, stopRequested.load(ordering: .relaxed) {
-                    stopDeadline = now + retireTimeoutNanoseconds + 50_000_000
-                }
-                if let stopDeadline, now >= stopDeadline { break }
-                PacketRing.waitForAny(rings, milliseconds: 20)
+            if let stopDeadline {
+                // Rings empty after the retire timeout: done. Still refilling long after the
+                // drop-all filter (cannot happen; frames in flight at most): stop anyway.
+                if !drained && now >= stopDeadline { break }
+                if now >= stopDeadline + 2_000_000_000 { break }
             }
+            if !drained { PacketRing.waitForAny(rings, milliseconds: 20) }
         }
         housekeeping(monotonicNow: Clock.monotonicNanoseconds())
         storage.finishAllFiles(recorders: pipeline.recorders)

@@ -62,6 +62,99 @@ public struct CollectorConfiguration: Sendable {
         if maximumBufferMemory < 4 * bufferSize {
             problems.append(.init(key: "max-buffer-memory", message: "must hold at least 4 buffers (\(4 * bufferSize) bytes)"))
         }
+        problems += serviceProblems()
+        problems += sessionRuleProblems()
+        return problems
+    }
+
+    /// The service settings: disk retention, the post-rotate hook, the metrics endpoint.
+    private func serviceProblems() -> [ConfigurationProblem] {
+        var problems: [ConfigurationProblem] = []
+        if let maximumDiskUsage, maximumDiskUsage < 1 << 20 {
+            problems.append(.init(key: "max-disk-usage", message: "must be at least 1M, got \(maximumDiskUsage) bytes"))
+        }
+        switch minimumFreeSpace {
+        case .bytes(let bytes) where bytes < 0:
+            problems.append(.init(key: "min-free-space", message: "must not be negative"))
+        case .percent(let percent) where !(percent >= 0 && percent < 100):
+            problems.append(.init(key: "min-free-space", message: "must be a percentage from 0 to below 100"))
+        default: break
+        }
+        if let postRotateCommand, postRotateCommand.allSatisfy({ $0 == " " || $0 == "\t" }) {
+            problems.append(.init(key: "post-rotate-command", message: "must not be empty (leave it out to run nothing)"))
+        }
+        if !(1...64).contains(postRotateConcurrency) {
+            problems.append(.init(key: "post-rotate-concurrency", message: "must be 1-64"))
+        }
+        if let metricsListen, let message = Self.listenAddressProblem(metricsListen) {
+            problems.append(.init(key: "metrics-listen", message: message))
+        }
+        return problems
+    }
+
+    /// Why `text` is not a `HOST:PORT` the status server can listen on (an IPv4 address, or an
+    /// IPv6 address in brackets, and a port 1-65535), or nil when it is one.
+    static func listenAddressProblem(_ text: String) -> String? {
+        let example = "(e.g. 127.0.0.1:9477, [::1]:9477, or off)"
+        guard let colon = text.lastIndex(of: ":") else { return "'\(text)' is not HOST:PORT \(example)" }
+        let portText = text[text.index(after: colon)...]
+        guard let port = Int(portText), portText.allSatisfy(\.isASCII), (1...65535).contains(port) else {
+            return "'\(text)': '\(portText)' is not a port (1-65535) \(example)"
+        }
+        var host = text[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+            guard host.contains(":"), IPAddress(host) != nil else { return "'\(text)': '\(host)' is not an IPv6 address \(example)" }
+        } else {
+            guard !host.contains(":"), IPAddress(host) != nil else {
+                return "'\(text)': '\(host)' is not an IPv4 address or a bracketed IPv6 address \(example)"
+            }
+        }
+        return nil
+    }
+
+    /// The named sessions, keyed `session[N].field` with N counting `[[session]]` entries from 1.
+    private func sessionRuleProblems() -> [ConfigurationProblem] {
+        var problems: [ConfigurationProblem] = []
+        var firstUse: [String: Int] = [:]
+        for (index, rule) in sessionRules.enumerated() {
+            let prefix = "session[\(index + 1)]"
+            func add(_ field: String?, _ message: String) {
+                problems.append(.init(key: field.map { "\(prefix).\($0)" } ?? prefix, message: message, line: rule.line))
+            }
+            if let message = SessionRule.nameProblem(rule.name) { add("name", message) }
+            if let earlier = firstUse[rule.name] {
+                let line = sessionRules[earlier].line.map { " (line \($0))" } ?? ""
+                add("name", "'\(rule.name)' is already the name of session[\(earlier + 1)]\(line); names must be unique")
+            } else if !rule.name.isEmpty {
+                firstUse[rule.name] = index
+            }
+            if let size = rule.rotateSize, size < 4096 { add("rotate_size", "must be at least 4K, got \(size) bytes") }
+            if let interval = rule.rotateIntervalSeconds, interval < 1 { add("rotate_interval", "must be at least 1 second") }
+            if let keep = rule.keepFiles, keep < 1 { add("keep_files", "must be at least 1") }
+            if rule.transport == nil, rule.exporter == nil, rule.id == nil, rule.interface == nil {
+                add(nil, "matches everything: give at least one of transport, exporter, id, interface")
+            }
+            if let interface = rule.interface, interface.isEmpty { add("interface", "must not be empty") }
+            let isRSPAN = rule.transport == .rspan || (rule.transport == nil && rule.interface != nil)
+            if rule.interface != nil, let transport = rule.transport, transport != .rspan {
+                add("interface", "only RSPAN sessions are matched by interface (transport is \(transport.rawValue))")
+            }
+            if rule.exporter != nil, isRSPAN {
+                add("exporter", "RSPAN has no exporter (it arrives on an interface); match it with interface and id")
+            }
+            if let id = rule.id {
+                switch rule.transport {
+                case .erspan where id > 1023: add("id", "ERSPAN session IDs are 0-1023, got \(id)")
+                case .erspan1: add("id", "ERSPAN type I carries no session ID")
+                case .vxlan where id > 0xFF_FFFF: add("id", "VNIs are 0-16777215, got \(id)")
+                case _ where isRSPAN && !(1...4094).contains(id): add("id", "\(id) is not a VLAN ID (1-4094)")
+                case _ where isRSPAN && !rspanVLANs.contains(UInt16(id)):
+                    add("id", "VLAN \(id) is not in rspan_vlans, so no RSPAN traffic reaches this session")
+                default: break
+                }
+            }
+        }
         return problems
     }
 
@@ -78,6 +171,12 @@ public struct CollectorConfiguration: Sendable {
         storage.bufferSize = bufferSize
         storage.maximumBufferMemory = maximumBufferMemory
         storage.handoff = handoff
+        storage.maximumDiskUsage = maximumDiskUsage
+        switch minimumFreeSpace {
+        case .bytes(let bytes): storage.minimumFreeSpace = .bytes(bytes)
+        case .percent(let percent): storage.minimumFreeSpace = .percent(percent)
+        case nil: storage.minimumFreeSpace = nil
+        }
         return storage
     }
 }
@@ -124,6 +223,26 @@ public struct SessionRule: Sendable, Equatable {
 
     public init(name: String) {
         self.name = name
+    }
+
+    /// The longest name accepted, in UTF-8 bytes (file names are at most 255 bytes, and the
+    /// name is followed by a timestamp there).
+    public static let maximumNameLength = 128
+
+    /// Why `name` cannot name a session (it becomes a directory below the output directory),
+    /// or nil when it can.
+    public static func nameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "a name is required" }
+        if name == "." || name == ".." { return "must not be '.' or '..'" }
+        if name.contains("..") { return "must not contain '..'" }
+        if name.contains("/") { return "must not contain '/' (the name is a directory)" }
+        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return "must not contain control characters"
+        }
+        if name.utf8.count > maximumNameLength {
+            return "must be at most \(maximumNameLength) bytes (UTF-8), got \(name.utf8.count)"
+        }
+        return nil
     }
 }
 

@@ -1,13 +1,8 @@
-import CLinuxPacket
 public import CaptureSystem
 public import Logging
 import MirrorDecoding
 import PcapStorage
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Live capture: AF_PACKET TPACKET_V3 rings on one or more interfaces, `workers` capture
 /// threads in one fanout group per interface (session-affine: see
@@ -33,7 +28,7 @@ public final class LiveCapture: @unchecked Sendable {
 
     /// Half the cores, at least one, at most eight: the other half writes and serves the kernel.
     public static var defaultWorkerCount: Int {
-        max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) / 2))
+        max(1, min(8, HostSystem.processorCount / 2))
     }
 
     public let configuration: CollectorConfiguration
@@ -43,9 +38,13 @@ public final class LiveCapture: @unchecked Sendable {
     private let storage: Storage
     private let workers: [CaptureWorker]
     private let hygiene: HostHygiene
+    private let hook: PostRotateHook?
+    private var statusServer: StatusServer?
 
     /// Sets everything up (sockets, rings, filters, fanout, writers); frames flow from here on.
     public init(configuration: CollectorConfiguration, options: Options, logger: Logger) throws(CollectorError) {
+        // Before any thread exists: no writer, hook or capture thread may take these signals.
+        ProcessSignals.block()
         let problems = configuration.problems() + Self.problems(options)
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
         self.configuration = configuration
@@ -59,12 +58,19 @@ public final class LiveCapture: @unchecked Sendable {
             interfaces = [name]
         }
         self.interfaces = interfaces
+        for name in interfaces {
+            switch NetworkInterface.hardwareType(of: name) {
+            case 1, 772: continue  // Ethernet, loopback (Ethernet framing)
+            case nil: throw .invalidConfiguration([.init(key: "interface", message: "\(name): no such interface")])
+            case let type?:
+                throw .invalidConfiguration([.init(key: "interface", message: "\(name) is not Ethernet (ARPHRD \(type))")])
+            }
+        }
 
         // The kernel filter: mirror transports only, plus the RSPAN VLANs (by tag metadata).
         let filter: BPFProgram
         do {
-            let mirror = try BPFProgram.compile(Self.mirrorFilterExpression(configuration, user: options.filter))
-            filter = BPFProgram.acceptingRSPAN(configuration.rspanVLANs, before: mirror)
+            filter = try Self.kernelFilter(configuration, user: options.filter)
         } catch {
             throw .invalidConfiguration([.init(key: "filter", message: error.message)])
         }
@@ -74,7 +80,8 @@ public final class LiveCapture: @unchecked Sendable {
         storageConfiguration.writerThreads = options.writerThreads
         storageConfiguration.maximumBuffersInFlight = options.queueDepth
         do {
-            storage = try Storage(configuration: storageConfiguration, events: StorageEventLogger(logger: logger).handle)
+            hook = try PostRotateHook.make(for: configuration, logger: logger)
+            storage = try Storage(configuration: storageConfiguration, events: StorageEventLogger(logger: logger, hook: hook).handle)
         } catch {
             throw .output(error)
         }
@@ -84,15 +91,20 @@ public final class LiveCapture: @unchecked Sendable {
             logger.warning("host hygiene socket not opened; the kernel may answer mirror traffic with ICMP", metadata: ["error": "\(problem)"])
         }
 
+        // Every socket first joins its fanout group behind a drop-all filter; the real filter
+        // goes in only when all have joined. Otherwise frames arriving while sockets join would
+        // reach a socket outside the group, or a worker the session does not map to.
         var workers: [CaptureWorker] = []
+        var groups: [UInt16?] = Array(repeating: nil, count: interfaces.count)
         do throws(SystemError) {
             for index in 0..<options.workers {
                 var rings: [PacketRing] = []
                 for (position, name) in interfaces.enumerated() {
                     let ring = try PacketRing(interfaceName: name, configuration: options.ring)
-                    try ring.attach(filter: filter)
+                    try ring.attach(filter: .dropAll)
+                    _ = ring.ignoreOutgoing()
                     try ring.start()
-                    try ring.joinFanout(group: Self.fanoutGroup(position), program: fanout, setProgram: index == 0)
+                    groups[position] = try ring.joinFanout(group: groups[position], program: fanout)
                     if !configuration.rspanVLANs.isEmpty { try ring.enablePromiscuousMode() }
                     rings.append(ring)
                 }
@@ -102,11 +114,38 @@ public final class LiveCapture: @unchecked Sendable {
                         index: index, rings: rings, interfaceIndexes: rings.indices.map { UInt32($0) }, pipeline: pipeline,
                         storage: storage))
             }
+            for worker in workers { try worker.attachToRings(filter: filter) }
         } catch {
             storage.close()
+            hook?.finish()
             throw .capture(error)
         }
         self.workers = workers
+        if let address = configuration.metricsListen {
+            do {
+                statusServer = try StatusServer(
+                    listenOn: address, summary: { [unowned self] in currentSummary() }, service: { [unowned self] in serviceCounters() })
+            } catch {
+                for worker in workers { worker.join() }
+                storage.close()
+                hook?.finish()
+                throw .invalidConfiguration([.init(key: "metrics-listen", message: "cannot listen on \(address): \(error)")])
+            }
+        }
+    }
+
+    /// Figures for /metrics beyond the packet summary.
+    public func serviceCounters() -> ServiceCounters {
+        var counters = ServiceCounters()
+        counters.bufferMemoryBytes = storage.bufferMemory
+        counters.finishedFileBytes = storage.finishedFileBytes
+        counters.filesRemovedForSpace = storage.filesRemovedForSpace
+        if let hook {
+            counters.postRotateSucceeded = hook.succeeded.load(ordering: .relaxed)
+            counters.postRotateFailed = hook.failed.load(ordering: .relaxed)
+            counters.postRotateDropped = hook.dropped.load(ordering: .relaxed)
+        }
+        return counters
     }
 
     static func problems(_ options: Options) -> [ConfigurationProblem] {
@@ -116,7 +155,9 @@ public final class LiveCapture: @unchecked Sendable {
         if block < 4096 || block & (block - 1) != 0 {
             problems.append(.init(key: "block-size", message: "must be a power of two of at least 4K"))
         }
+        if block > 1 << 30 { problems.append(.init(key: "block-size", message: "must be at most 1G")) }
         if options.ring.blockCount < 2 { problems.append(.init(key: "ring-size", message: "must hold at least two blocks")) }
+        if options.ring.ringSize > 1 << 36 { problems.append(.init(key: "ring-size", message: "must be at most 64G")) }
         if options.queueDepth < 2 { problems.append(.init(key: "queue-depth", message: "must be at least 2")) }
         if options.writerThreads < 1 || options.writerThreads > 16 {
             problems.append(.init(key: "writer-threads", message: "must be 1-16"))
@@ -124,10 +165,13 @@ public final class LiveCapture: @unchecked Sendable {
         return problems
     }
 
-    /// Fanout groups are per device; one id per interface, derived from the process id so two
-    /// collectors on one host do not join each other's groups.
-    static func fanoutGroup(_ position: Int) -> UInt16 {
-        UInt16(truncatingIfNeeded: Int(getpid()) &* 31 &+ position)
+    /// The socket filter: RSPAN VLANs by the kernel's tag metadata, RSPAN VLANs in the bytes
+    /// (tags the kernel does not move, such as 0x9100), else the mirror transports.
+    static func kernelFilter(_ configuration: CollectorConfiguration, user: String?) throws(BPFProgram.CompileError) -> BPFProgram {
+        let mirror = try BPFProgram.compile(mirrorFilterExpression(configuration, user: user))
+        guard !configuration.rspanVLANs.isEmpty else { return mirror }
+        let inBand = try BPFProgram.compile(configuration.rspanVLANs.map { "vlan \($0)" }.joined(separator: " or "))
+        return BPFProgram.acceptingRSPAN(configuration.rspanVLANs, before: inBand.orElse(mirror))
     }
 
     /// Mirror transports: GRE over IPv4/IPv6, UDP to the VXLAN ports, IPv6 with extension
@@ -140,12 +184,14 @@ public final class LiveCapture: @unchecked Sendable {
     static func mirrorFilterExpression(_ configuration: CollectorConfiguration, user: String?) -> String {
         let ports = configuration.vxlanPorts.map(String.init).joined(separator: " or ")
         let transports = "ip proto 47 or ip6 proto 47 or udp dst port (\(ports))"
-            + " or (ip6 and (ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 60))"
+            + " or (ip6 and (ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 51 or ip6[6] == 60))"
             + " or (ip and ip[6:2] & 0x3fff != 0)"
         let mirror = "(\(transports)) or (vlan and (\(transports))) or (vlan and (\(transports)))"
             + " or (vlan and (\(transports)))"
         guard let user, !user.isEmpty else { return mirror }
-        return "(\(mirror)) and (\(user))"
+        // The user's expression first: after a `vlan` keyword libpcap reads every later
+        // offset 4 bytes further in, which would misplace the user's fields.
+        return "(\(user)) and (\(mirror))"
     }
 
     /// What is waited for between status lines.
@@ -155,8 +201,6 @@ public final class LiveCapture: @unchecked Sendable {
     /// checked every 100 ms); SIGHUP finishes every file. Then drains the rings and the writers,
     /// finishes every file and returns the exact summary. Call from the main thread.
     public func run(stopWhen: @escaping () -> Bool = { false }, onReady: () -> Void = {}) throws(CollectorError) -> Summary {
-        var signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
-        _ = CLinuxPacket_blockSignals(&signals, Int32(signals.count))
         do throws(SystemError) {
             for worker in workers { try worker.start() }
         } catch {
@@ -176,9 +220,9 @@ public final class LiveCapture: @unchecked Sendable {
         var lastStatus = Clock.monotonicNanoseconds()
         var previous = Summary()
         while true {
-            let received = CLinuxPacket_waitSignal(&signals, Int32(signals.count), 100)
-            if received == SIGINT || received == SIGTERM || stopWhen() { break }
-            if received == SIGHUP {
+            let received = ProcessSignals.wait(milliseconds: 100)
+            if received == ProcessSignals.interrupt || received == ProcessSignals.terminate || stopWhen() { break }
+            if received == ProcessSignals.hangUp {
                 logger.notice("SIGHUP: finishing all files")
                 for worker in workers { worker.rotateRequested.store(true, ordering: .relaxed) }
             }
@@ -194,6 +238,8 @@ public final class LiveCapture: @unchecked Sendable {
         for worker in workers { worker.stopRequested.store(true, ordering: .relaxed) }
         for worker in workers { worker.join() }
         storage.close()
+        hook?.finish()
+        statusServer?.stop()
         let parts = workers.map { $0.pipeline.summary() }
         for (index, part) in parts.enumerated() {
             logger.info(

@@ -11,6 +11,13 @@ public final class Pipeline {
     /// Names of the capture interfaces, indexed by `process(interface:)`, for RSPAN session
     /// names (`replay` in replay).
     let interfaceNames: [String]
+    /// Named sessions from the configuration file, consulted once per new session key.
+    let sessionRules: SessionRules
+    /// When false, mirror traffic that matches no rule is discarded as
+    /// `unknown_session.not_configured`.
+    let acceptUnknownSessions: Bool
+    /// Keys refused for matching no rule, so their frames cost a lookup rather than a rule scan.
+    private var rejectedKeys = RejectedSessionKeys()
 
     private var sessionIndex: [SessionKey: Session] = [:]
     private(set) var sessions: [Session] = []
@@ -29,6 +36,8 @@ public final class Pipeline {
         self.storage = storage
         allowedExporters = configuration.allowedExporters
         self.interfaceNames = interfaceNames
+        sessionRules = SessionRules(configuration.sessionRules)
+        acceptUnknownSessions = configuration.acceptUnknownSessions
     }
 
     /// Processes one captured frame.
@@ -57,9 +66,15 @@ public final class Pipeline {
         let session: Session
         if let cached = cache[slot], cached.key == key {
             session = cached
-        } else {
-            session = sessionIndex[key] ?? newSession(key: key, encapsulation: frame.encapsulation)
+        } else if let known = sessionIndex[key] {
+            session = known
             cache[slot] = session
+        } else if let created = newSession(key: key, encapsulation: frame.encapsulation) {
+            session = created
+            cache[slot] = session
+        } else {
+            discards[Int(DiscardReason.sessionNotConfigured.rawValue)] += 1
+            return
         }
         if frame.hasSequence { session.sequence.observe(frame.sequence) }
         if frame.isTruncated || frame.innerCapturedLength > session.recorder.maximumCapturedLength { session.truncated += 1 }
@@ -79,17 +94,33 @@ public final class Pipeline {
         for (index, entry) in Anomalies.all.enumerated() where set.contains(entry.0) { anomalies[index] += 1 }
     }
 
-    private func newSession(key: SessionKey, encapsulation: Encapsulation) -> Session {
+    /// A session for a key seen for the first time: named and configured by the first
+    /// matching session rule, or by default; nil when it matches no rule and unknown sessions
+    /// are refused (remembered, so the next frame of the key costs no rule scan).
+    private func newSession(key: SessionKey, encapsulation: Encapsulation) -> Session? {
+        if !acceptUnknownSessions, rejectedKeys.contains(key) { return nil }
         let interfaceName = Int(key.interface) < interfaceNames.count ? interfaceNames[Int(key.interface)] : "if\(key.interface)"
-        let name = Session.defaultName(for: key, interfaceName: interfaceName)
+        let rule = sessionRules.isEmpty ? nil : sessionRules.firstMatch(key, interfaceName: interfaceName)
+        if rule == nil, !acceptUnknownSessions {
+            rejectedKeys.insert(key)
+            return nil
+        }
+        let name = rule.map { sessionRules.rules[$0].name } ?? Session.defaultName(for: key, interfaceName: interfaceName)
+        let overrides = rule.map(sessionRules.overrides) ?? .init()
         let description = key.family == .rspan ? "RSPAN VLAN \(key.identifier) on \(interfaceName)" : "exporter \(key.exporter)"
-        let recorder = storage.makeRecorder(sessionName: name, linkType: 1, interfaceDescription: description)
+        // A rule matching several keys (an exporter prefix, no id) names the first NAME and the
+        // others NAME~2, NAME~3, ... (Storage.makeRecorder keeps names unique).
+        let recorder = storage.makeRecorder(
+            sessionName: name, linkType: 1, interfaceDescription: description, overrides: overrides)
         // The storage may have had to make the name unique (see Storage.makeRecorder).
         let session = Session(key: key, name: recorder.files.name, encapsulation: encapsulation, recorder: recorder)
         sessionIndex[key] = session
         sessions.append(session)
         return session
     }
+
+    /// How many refused session keys are remembered (bounded by `RejectedSessionKeys.limit`).
+    var rejectedSessionKeyCount: Int { rejectedKeys.count }
 
     /// The session recorders, for periodic housekeeping by the owning thread.
     var recorders: [SessionRecorder] { sessions.map(\.recorder) }

@@ -23,10 +23,12 @@ public struct Replay {
         let problems = configuration.problems()
         guard problems.isEmpty else { throw .invalidConfiguration(problems) }
         let storage: Storage
+        let hook: PostRotateHook?
         do {
+            hook = try PostRotateHook.make(for: configuration, logger: logger)
             storage = try Storage(
                 configuration: configuration.storageConfiguration(handoff: .wait),
-                events: StorageEventLogger(logger: logger).handle)
+                events: StorageEventLogger(logger: logger, hook: hook).handle)
         } catch {
             throw .output(error)
         }
@@ -43,6 +45,7 @@ public struct Replay {
         }
         progress.finish()
         storage.close()
+        hook?.finish()
         let summary = pipeline.summary()
         if !failures.isEmpty { throw .inputsFailed(failures, summary) }
         return summary

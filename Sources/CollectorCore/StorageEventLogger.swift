@@ -5,9 +5,11 @@ import PcapStorage
 import Glibc
 #endif
 
-/// Turns storage events into log lines (storage itself takes no logger).
+/// Turns storage events into log lines (storage itself takes no logger) and hands finished
+/// files to the post-rotate hook.
 struct StorageEventLogger: Sendable {
     let logger: Logger
+    var hook: PostRotateHook? = nil
 
     func handle(_ event: StorageEvent) {
         switch event {
@@ -18,6 +20,7 @@ struct StorageEventLogger: Sendable {
             logger.notice("session writes again", metadata: ["session": "\(session)"])
         case .fileFinished(let session, let path, let records, _):
             logger.debug("file finished", metadata: ["session": "\(session)", "path": "\(path)", "records": "\(records)"])
+            hook?.enqueue(path: path)
         case .fileRemoved(let path):
             logger.debug("retention removed file", metadata: ["path": "\(path)"])
         case .maintenanceFailed(let error):

@@ -50,11 +50,16 @@ final class FileWriter: @unchecked Sendable {
     private let pool: BufferPool
     private let configuration: StorageConfiguration
     private let events: @Sendable (StorageEvent) -> Void
+    private let retention: DiskRetention
     private var thread: OSThread?
 
-    init(index: Int, pool: BufferPool, configuration: StorageConfiguration, events: @escaping @Sendable (StorageEvent) -> Void) throws(SystemError) {
+    init(
+        index: Int, pool: BufferPool, configuration: StorageConfiguration, retention: DiskRetention,
+        events: @escaping @Sendable (StorageEvent) -> Void
+    ) throws(SystemError) {
         self.pool = pool
         self.configuration = configuration
+        self.retention = retention
         self.events = events
         thread = try OSThread(name: "span-writer-\(index)") { [unowned self] in self.run() }
     }
@@ -131,6 +136,8 @@ final class FileWriter: @unchecked Sendable {
             }
             target.failed.store(true, ordering: .relaxed)
             drop(buffer, session: session)
+            // A full disk: make room now so the next file (the retry) can work.
+            if error.isNoSpace { retention.enforce() }
             if !session.inErrorEpisode {
                 session.inErrorEpisode = true
                 events(.writeFailed(session: session.name, error: error))
@@ -190,6 +197,7 @@ final class FileWriter: @unchecked Sendable {
         session.finished.append((target.sequence, target.finalPath))
         events(.fileFinished(session: session.name, path: target.finalPath, records: target.recordsWritten, bytes: target.bytesWritten))
         applyRetention(session)
+        retention.finished(path: target.finalPath, size: target.bytesWritten)
     }
 
     private func applyRetention(_ session: SessionFiles) {
@@ -197,9 +205,12 @@ final class FileWriter: @unchecked Sendable {
         session.finished.sort { $0.sequence < $1.sequence }
         while session.finished.count > keep {
             let oldest = session.finished.removeFirst()
+            retention.forget(path: oldest.path)
             do throws(SystemError) {
                 try FileSystem.remove(oldest.path)
                 events(.fileRemoved(path: oldest.path))
+            } catch where error.isNotFound {
+                // Disk retention (or an operator) removed it already.
             } catch {
                 events(.maintenanceFailed(error: error))
             }

@@ -9,6 +9,7 @@ public final class Storage: @unchecked Sendable {
     public let configuration: StorageConfiguration
     let pool: BufferPool
     private let writers: [FileWriter]
+    let retention: DiskRetention
     private let recordersLock = ConditionLock()
     private var recorders: [SessionRecorder] = []
     private var names: Set<String> = []
@@ -20,9 +21,12 @@ public final class Storage: @unchecked Sendable {
         self.configuration = configuration
         try FileSystem.createDirectory(configuration.directory, mode: configuration.directoryMode)
         pool = BufferPool(limit: configuration.bufferCount, bufferSize: configuration.bufferSize)
+        retention = DiskRetention(configuration: configuration, events: events)
+        retention.scanExisting()
+        retention.enforce()
         var writers: [FileWriter] = []
         for index in 0..<max(1, configuration.writerThreads) {
-            writers.append(try FileWriter(index: index, pool: pool, configuration: configuration, events: events))
+            writers.append(try FileWriter(index: index, pool: pool, configuration: configuration, retention: retention, events: events))
         }
         self.writers = writers
         flushClock.store(Clock.monotonicNanoseconds(), ordering: .relaxed)
@@ -106,6 +110,12 @@ public final class Storage: @unchecked Sendable {
         for writer in writers { writer.enqueue(.pause(gate)) }
         return gate
     }
+
+    /// Files removed to respect --max-disk-usage / --min-free-space.
+    public var filesRemovedForSpace: Int { retention.removedFiles.load(ordering: .relaxed) }
+
+    /// Bytes of finished files counted by disk retention (0 when it is off).
+    public var finishedFileBytes: Int { retention.usage }
 
     /// Bytes of batch buffers allocated so far.
     public var bufferMemory: Int { pool.allocatedBytes }

@@ -19,6 +19,16 @@ public struct StorageConfiguration: Sendable {
     public var rotateIntervalSeconds: Int?
     /// Keep only the newest N finished files per session.
     public var keepFiles: Int?
+    /// Finished files of all sessions together may take at most this many bytes.
+    public var maximumDiskUsage: Int?
+    /// Free space to keep on the output filesystem.
+    public var minimumFreeSpace: MinimumFreeSpace?
+
+    public enum MinimumFreeSpace: Sendable, Equatable {
+        case bytes(Int)
+        case percent(Double)
+    }
+
     /// Size of one batch buffer; every session fills one at a time.
     public var bufferSize: Int = 1 << 20
     /// Upper bound of all batch buffers together.

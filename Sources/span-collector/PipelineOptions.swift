@@ -1,18 +1,28 @@
 import ArgumentParser
 import CollectorCore
+import Foundation
 import MirrorDecoding
 import PcapFormat
 
 extension CaptureFileFormat: ExpressibleByArgument {}
 
 /// The options `replay` and `run` share: where files go, how they rotate, what counts as a
-/// mirror session.
+/// mirror session. Every setting may also come from the configuration file (`--config`);
+/// a flag that is given overrides the file, so the options with defaults are optional here and
+/// the defaults live in `CollectorConfiguration`.
 struct PipelineOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Configuration file (TOML); flags override it (run: default /etc/span-collector/span-collector.toml when present).",
+            valueName: "path"))
+    var config: String?
+
     @Option(name: .long, help: ArgumentHelp("Output directory; one sub-directory per session.", valueName: "dir"))
     var output: String?
 
     @Option(name: .long, help: "Output file format: pcap (nanosecond) or pcapng.")
-    var format: CaptureFileFormat = .pcap
+    var format: CaptureFileFormat?
 
     @Option(name: .long, help: ArgumentHelp("Rotate before a file would exceed this size (e.g. 100M, 1G; powers of 1024).", valueName: "size"))
     var rotateSize: String?
@@ -38,18 +48,57 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Upper bound of all batch buffers together (default 256M).", valueName: "size"))
     var maxBufferMemory: String?
 
+    @Option(name: .long, help: ArgumentHelp("Finished files may take at most this much in total; the oldest go first, across sessions.", valueName: "size"))
+    var maxDiskUsage: String?
+
+    @Option(name: .long, help: ArgumentHelp("Keep this much free on the output filesystem (e.g. 10G or 5%); the oldest finished files go first.", valueName: "size|pct%"))
+    var minFreeSpace: String?
+
+    @Option(name: .long, help: ArgumentHelp("Run this command for every finished file, its path as the argument.", valueName: "cmd"))
+    var postRotateCommand: String?
+
+    @Option(name: .long, help: ArgumentHelp("At most N post-rotate commands at a time (default 2).", valueName: "n"))
+    var postRotateConcurrency: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Keep mirror traffic that matches no [[session]] of the configuration file (default true); false counts it as discarded.unknown_session.", valueName: "true|false"))
+    var acceptUnknownSessions: Bool?
+
     @Flag(name: .long, help: "Print the summary as one JSON document on standard output.")
     var json = false
 
     @Flag(name: .shortAndLong, help: "Log more (debug level).")
     var verbose = false
 
-    /// Builds the configuration, reporting every problem at once with the flag it concerns.
-    func makeConfiguration(defaultOutput: String? = nil) throws -> CollectorConfiguration {
+    /// The configuration file: `--config`, else `defaultPath` when that exists, else none.
+    func loadConfigurationFile(defaultPath: String? = nil) throws -> LoadedConfiguration? {
+        let path: String
+        if let config {
+            path = config
+        } else if let defaultPath, FileManager.default.fileExists(atPath: defaultPath) {
+            path = defaultPath
+        } else {
+            return nil
+        }
+        do {
+            return try ConfigurationFile.load(path: path)
+        } catch {
+            throw ConfigurationFileFailure(error: error)
+        }
+    }
+
+    /// Builds the configuration: the file's settings (if any), then the flags given, reporting
+    /// every problem at once with the flag it concerns. `metricsListen` and `otherProblems` are
+    /// `run`'s (its capture flags).
+    func makeConfiguration(
+        file: LoadedConfiguration? = nil, defaultOutput: String? = nil, metricsListen: String? = nil,
+        otherProblems: [ConfigurationProblem] = []
+    ) throws -> CollectorConfiguration {
         var problems: [ConfigurationProblem] = []
-        if output == nil && defaultOutput == nil { problems.append(.init(key: "--output", message: "is required")) }
-        var configuration = CollectorConfiguration(outputDirectory: output ?? defaultOutput ?? "")
-        configuration.format = format
+        let resolvedOutput = output ?? file?.outputDirectory ?? defaultOutput
+        if resolvedOutput == nil { problems.append(.init(key: "--output", message: "is required")) }
+        var configuration = file?.configuration ?? CollectorConfiguration(outputDirectory: "")
+        configuration.outputDirectory = resolvedOutput ?? ""
+        if let format { configuration.format = format }
         func size(_ text: String?, key: String) -> Int? {
             guard let text else { return nil }
             guard let value = ByteSize.parse(text) else {
@@ -58,25 +107,58 @@ struct PipelineOptions: ParsableArguments {
             }
             return value
         }
-        configuration.rotateSize = size(rotateSize, key: "--rotate-size")
+        if let value = size(rotateSize, key: "--rotate-size") { configuration.rotateSize = value }
         if let value = size(bufferSize, key: "--buffer-size") { configuration.bufferSize = value }
         if let value = size(maxBufferMemory, key: "--max-buffer-memory") { configuration.maximumBufferMemory = value }
-        configuration.rotateIntervalSeconds = rotateInterval
-        configuration.keepFiles = keepFiles
-        configuration.rspanVLANs = rspanVlan
+        if let value = size(maxDiskUsage, key: "--max-disk-usage") { configuration.maximumDiskUsage = value }
+        if let rotateInterval { configuration.rotateIntervalSeconds = rotateInterval }
+        if let keepFiles { configuration.keepFiles = keepFiles }
+        if !rspanVlan.isEmpty { configuration.rspanVLANs = rspanVlan }
         if !vxlanPort.isEmpty { configuration.vxlanPorts = vxlanPort }
-        for text in allowExporter {
-            if let prefix = IPPrefix(text) {
-                configuration.allowedExporters.append(prefix)
-            } else {
-                problems.append(.init(key: "--allow-exporter", message: "'\(text)' is not an address or prefix (e.g. 198.51.100.0/24, 2001:db8::/32)"))
+        if !allowExporter.isEmpty {
+            configuration.allowedExporters = []
+            for text in allowExporter {
+                if let prefix = IPPrefix(text) {
+                    configuration.allowedExporters.append(prefix)
+                } else {
+                    problems.append(.init(key: "--allow-exporter", message: "'\(text)' is not an address or prefix (e.g. 198.51.100.0/24, 2001:db8::/32)"))
+                }
             }
         }
-        problems += configuration.problems().filter { !(output == nil && $0.key == "output") }
-            .map { ConfigurationProblem(key: "--" + $0.key, message: $0.message) }
+        if let minFreeSpace {
+            if let space = FreeSpace.parse(minFreeSpace) {
+                configuration.minimumFreeSpace = space
+            } else {
+                problems.append(.init(key: "--min-free-space", message: "'\(minFreeSpace)' is not a size or a percentage below 100 (examples: 10G, 5%)"))
+            }
+        }
+        if let postRotateCommand { configuration.postRotateCommand = postRotateCommand }
+        if let postRotateConcurrency { configuration.postRotateConcurrency = postRotateConcurrency }
+        if let acceptUnknownSessions { configuration.acceptUnknownSessions = acceptUnknownSessions }
+        if let metricsListen { configuration.metricsListen = metricsListen == "off" ? nil : metricsListen }
+
+        // The file was valid on its own, so what is left comes from a flag (or a flag meeting a
+        // file value); session problems name the file's key and line.
+        problems += configuration.problems().filter { !(resolvedOutput == nil && $0.key == "output") }.map { problem in
+            if problem.key.hasPrefix("session["), let file {
+                return ConfigurationProblem(key: "\(file.location(of: problem.key)): \(problem.key)", message: problem.message)
+            }
+            return ConfigurationProblem(key: "--" + problem.key, message: problem.message)
+        }
+        problems += otherProblems
         guard problems.isEmpty else {
             throw ValidationError(problems.map(\.description).joined(separator: "\n"))
         }
         return configuration
+    }
+}
+
+/// An invalid or unreadable configuration file: every problem, one per line, then exit 1
+/// (without the usage text a flag mistake gets).
+struct ConfigurationFileFailure: Error, CustomStringConvertible {
+    var error: ConfigurationFileError
+
+    var description: String {
+        "invalid configuration file \(error.path):\n" + error.lines.joined(separator: "\n")
     }
 }

@@ -9,7 +9,9 @@ extension SpanCollector {
             discussion: """
                 Inputs are read in order; written records keep the input record's timestamp. \
                 Exit status 0 after every file is finalized; the summary goes to standard output \
-                (a table, or one JSON document with --json). Logs go to standard error.
+                (a table, or one JSON document with --json). Logs go to standard error. Settings \
+                may come from --config (the [capture] table and metrics_listen are ignored); \
+                flags override it.
                 """
         )
 
@@ -21,7 +23,8 @@ extension SpanCollector {
         func run() throws {
             LoggingSetup.bootstrap(level: options.verbose ? .debug : .info)
             let logger = Logger(label: "span-collector")
-            let configuration = try options.makeConfiguration()
+            let file = try options.loadConfigurationFile()
+            let configuration = try options.makeConfiguration(file: file)
             let replay = CollectorCore.Replay(inputs: inputs, configuration: configuration, showProgress: true)
             do {
                 let summary = try replay.run(logger: logger)

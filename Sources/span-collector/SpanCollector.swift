@@ -7,7 +7,7 @@ struct SpanCollector: ParsableCommand {
         commandName: "span-collector",
         abstract: "Receive ERSPAN, GRE-TEB, VXLAN and RSPAN mirror traffic and write per-session pcap files.",
         version: "0.1.0",
-        subcommands: [Run.self, Replay.self]
+        subcommands: [Run.self, Replay.self, CheckConfig.self, Stats.self]
     )
 }
 

@@ -16,15 +16,8 @@ import Testing
     }
 
     static let load: (path: String, manifest: LoadManifest) = {
-        let directory = try! TestSupport.makeTemporaryDirectory("load")
-        let path = directory + "/load.pcap"
-        let result = try! TestSupport.run([
-            "python3", TestSupport.fixtures.appendingPathComponent("make_load.py").path, path, "--packets", "100000",
-            "--sessions", "8", "--type", "mixed", "--rate", "20000", "--manifest", directory + "/load.json",
-        ])
-        precondition(result.status == 0, result.standardError)
-        let data = try! Data(contentsOf: URL(fileURLWithPath: directory + "/load.json"))
-        return (path, try! JSONDecoder().decode(LoadManifest.self, from: data))
+        let data = try! Data(contentsOf: URL(fileURLWithPath: TestSupport.load100k.manifest))
+        return (TestSupport.load100k.path, try! JSONDecoder().decode(LoadManifest.self, from: data))
     }()
 
     private func replay(_ configure: (inout CollectorConfiguration) -> Void) throws -> (Summary, String) {

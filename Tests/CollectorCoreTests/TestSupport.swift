@@ -53,12 +53,32 @@ enum TestSupport {
             standardError: String(decoding: errData, as: UTF8.self))
     }
 
-    /// The collector binary `swift build` made next to the test bundle.
+    /// A 100,000-packet, 8-session mixed ERSPAN II/III/VXLAN load from make_load.py at 20,000
+    /// packets per second of packet time (5 s), written once per test process.
+    static let load100k: (path: String, manifest: String) = {
+        let directory = try! makeTemporaryDirectory("load")
+        let path = directory + "/load.pcap"
+        let result = try! run([
+            "python3", fixtures.appendingPathComponent("make_load.py").path, path, "--packets", "100000",
+            "--sessions", "8", "--type", "mixed", "--rate", "20000", "--manifest", directory + "/load.json",
+        ])
+        precondition(result.status == 0, result.standardError)
+        return (path, directory + "/load.json")
+    }()
+
+    /// The collector binary `swift build` made next to the test bundle (whatever the scratch
+    /// path, e.g. `--scratch-path .build-config`), else the one in .build.
     static var collectorBinary: String {
-        let candidates = [".build/debug/span-collector", ".build/release/span-collector"].map {
-            packageRoot.appendingPathComponent($0).path
+        var directories: [URL] = []
+        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            directories.append(URL(fileURLWithPath: executable).deletingLastPathComponent())
         }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+        if let first = CommandLine.arguments.first {
+            directories.append(URL(fileURLWithPath: first).deletingLastPathComponent())
+        }
+        let candidates = directories.map { $0.appendingPathComponent("span-collector").path }
+            + [".build/debug/span-collector", ".build/release/span-collector"].map { packageRoot.appendingPathComponent($0).path }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[candidates.count - 2]
     }
 
     struct Record: Equatable {

@@ -94,6 +94,13 @@ int CLinuxPacket_setFanoutProgram(int fd, const struct sock_filter *program, uin
 /// Attaches a classic BPF program as the socket filter (SO_ATTACH_FILTER).
 int CLinuxPacket_attachFilter(int fd, const struct sock_filter *program, uint16_t length);
 
+/// The id of the fanout group the socket belongs to (after a join with PACKET_FANOUT_FLAG_UNIQUEID
+/// the kernel chose it). Returns -1 with errno on failure.
+int CLinuxPacket_fanoutGroupID(int fd);
+
+/// Does not deliver frames this host sends (PACKET_IGNORE_OUTGOING, Linux 4.20+).
+int CLinuxPacket_ignoreOutgoing(int fd);
+
 /// Puts the interface into promiscuous mode for as long as the socket lives.
 int CLinuxPacket_addPromiscuousMembership(int fd, int ifindex);
 

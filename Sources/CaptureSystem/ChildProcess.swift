@@ -1,0 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Child processes for the post-rotate command: started with `posix_spawn` (no fork of a
+/// multi-threaded process), reaped without blocking.
+public enum ChildProcess {
+    /// Starts `/bin/sh -c COMMAND sh ARGUMENT`: the command sees the argument as "$1" (and,
+    /// when it does not use "$1", gets it appended, like tcpdump -z). Returns the pid.
+    public static func spawnShell(command: String, argument: String) throws(SystemError) -> pid_t {
+        let script = command.contains("$1") ? command : command + " \"$1\""
+        let arguments = ["/bin/sh", "-c", script, "sh", argument]
+        var pid: pid_t = 0
+        var cArguments = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        let status = posix_spawn(&pid, "/bin/sh", nil, nil, &cArguments, environ)
+        guard status == 0 else { throw SystemError(call: "posix_spawn", subject: command, errno: status) }
+        return pid
+    }
+
+    /// How a finished child ended.
+    public enum Outcome: Sendable, Equatable {
+        case exited(Int32)
+        case signaled(Int32)
+
+        public var succeeded: Bool { self == .exited(0) }
+    }
+
+    /// A child that has finished, if any, without waiting. The corresponding C function is
+    /// `waitpid(2)` with WNOHANG.
+    public static func reapFinished(_ pid: pid_t) -> Outcome? {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        guard result == pid else { return nil }
+        if status & 0x7F == 0 { return .exited((status >> 8) & 0xFF) }
+        return .signaled(status & 0x7F)
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import CollectorCore
+import Foundation
+
+extension SpanCollector {
+    struct CheckConfig: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-config",
+            abstract: "Validate a configuration file and report every problem at once.",
+            discussion: """
+                Prints "PATH: OK" and exits 0 when the file is valid. Otherwise prints every \
+                problem on standard error, one per line as "PATH:LINE: KEY: message" (without \
+                LINE where it is not known), and exits 1. Checks what `run` would check of the \
+                file on its own: syntax, unknown keys, types, sizes, prefixes, ranges, the capture \
+                filter, and the named sessions.
+                """
+        )
+
+        @Argument(help: ArgumentHelp("The configuration file (default /etc/span-collector/span-collector.toml).", valueName: "path"))
+        var path: String = ConfigurationFile.defaultPath
+
+        func run() throws {
+            do {
+                _ = try ConfigurationFile.load(path: path)
+            } catch {
+                FileHandle.standardError.write(Data(error.lines.map { $0 + "\n" }.joined().utf8))
+                throw ExitCode(1)
+            }
+            print("\(path): OK")
+        }
+    }
+}
