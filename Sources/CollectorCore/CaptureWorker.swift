@@ -18,6 +18,8 @@ final class CaptureWorker: @unchecked Sendable {
 
     let stopRequested = Atomic<Bool>(false)
     let rotateRequested = Atomic<Bool>(false)
+    /// Session rules from a reloaded configuration, picked up at the next housekeeping pass.
+    let pendingRules = Mutex<(rules: [SessionRule], acceptUnknown: Bool)?>(nil)
     /// Counters as of the last housekeeping pass (about every 100 ms).
     let published = Mutex<Summary>(Summary())
     /// Monotonic time of the last pass through the capture loop (watchdog for the service).
@@ -97,6 +99,9 @@ final class CaptureWorker: @unchecked Sendable {
         let recorders = pipeline.recorders
         if rotateRequested.exchange(false, ordering: .relaxed) {
             storage.finishAllFiles(recorders: recorders)
+        }
+        if let update = pendingRules.withLock({ pending in defer { pending = nil }; return pending }) {
+            pipeline.update(sessionRules: update.rules, acceptUnknownSessions: update.acceptUnknown)
         }
         storage.tick(wallClockNanoseconds: Clock.realtimeNanoseconds(), recorders: recorders)
         let snapshot = pipeline.summary()

@@ -200,7 +200,13 @@ public final class LiveCapture: @unchecked Sendable {
     /// Starts the capture threads and runs until SIGINT or SIGTERM (or `stopWhen` answers true,
     /// checked every 100 ms); SIGHUP finishes every file. Then drains the rings and the writers,
     /// finishes every file and returns the exact summary. Call from the main thread.
-    public func run(stopWhen: @escaping () -> Bool = { false }, onReady: () -> Void = {}) throws(CollectorError) -> Summary {
+    /// `reload`, when given, re-reads the configuration on SIGHUP: session rules and disk
+    /// retention limits take effect without stopping capture; an invalid file is reported and
+    /// the running configuration stays.
+    public func run(
+        stopWhen: @escaping () -> Bool = { false }, onReady: () -> Void = {},
+        reload: (() throws -> CollectorConfiguration)? = nil
+    ) throws(CollectorError) -> Summary {
         do throws(SystemError) {
             for worker in workers { try worker.start() }
         } catch {
@@ -225,6 +231,7 @@ public final class LiveCapture: @unchecked Sendable {
             if received == ProcessSignals.hangUp {
                 logger.notice("SIGHUP: finishing all files")
                 for worker in workers { worker.rotateRequested.store(true, ordering: .relaxed) }
+                if let reload { apply(reload) }
             }
             let now = Clock.monotonicNanoseconds()
             if options.statusIntervalSeconds > 0, now - lastStatus >= UInt64(options.statusIntervalSeconds) * 1_000_000_000 {
@@ -247,6 +254,24 @@ public final class LiveCapture: @unchecked Sendable {
                 metadata: ["worker": "\(index)", "sessions": "\(part.sessions.count)", "received": "\(part.packetsReceived)"])
         }
         return Summary.merged(parts)
+    }
+
+    private func apply(_ reload: () throws -> CollectorConfiguration) {
+        let reloaded: CollectorConfiguration
+        do {
+            reloaded = try reload()
+        } catch {
+            logger.error("configuration not reloaded; the running one stays", metadata: ["problems": "\(error)"])
+            return
+        }
+        for worker in workers {
+            worker.pendingRules.withLock { $0 = (reloaded.sessionRules, reloaded.acceptUnknownSessions) }
+        }
+        let storageLimits = reloaded.storageConfiguration(handoff: .drop)
+        storage.updateDiskLimits(maximumUsage: storageLimits.maximumDiskUsage, minimumFree: storageLimits.minimumFreeSpace)
+        logger.notice(
+            "configuration reloaded",
+            metadata: ["sessions": "\(reloaded.sessionRules.count)", "accept_unknown_sessions": "\(reloaded.acceptUnknownSessions)"])
     }
 
     /// The counters as the workers last published them (within about 100 ms).

@@ -12,10 +12,10 @@ public final class Pipeline {
     /// names (`replay` in replay).
     let interfaceNames: [String]
     /// Named sessions from the configuration file, consulted once per new session key.
-    let sessionRules: SessionRules
+    private(set) var sessionRules: SessionRules
     /// When false, mirror traffic that matches no rule is discarded as
     /// `unknown_session.not_configured`.
-    let acceptUnknownSessions: Bool
+    private(set) var acceptUnknownSessions: Bool
     /// Keys refused for matching no rule, so their frames cost a lookup rather than a rule scan.
     private var rejectedKeys = RejectedSessionKeys()
 
@@ -121,6 +121,14 @@ public final class Pipeline {
 
     /// How many refused session keys are remembered (bounded by `RejectedSessionKeys.limit`).
     var rejectedSessionKeyCount: Int { rejectedKeys.count }
+
+    /// Installs reloaded session rules (SIGHUP). Sessions already open keep their names; new
+    /// ones, and keys refused before, are judged by the new rules.
+    func update(sessionRules rules: [SessionRule], acceptUnknownSessions accept: Bool) {
+        sessionRules = SessionRules(rules)
+        acceptUnknownSessions = accept
+        rejectedKeys = RejectedSessionKeys()
+    }
 
     /// The session recorders, for periodic housekeeping by the owning thread.
     var recorders: [SessionRecorder] { sessions.map(\.recorder) }

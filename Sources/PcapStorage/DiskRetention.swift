@@ -16,8 +16,8 @@ final class DiskRetention: @unchecked Sendable {
     }
 
     private let directory: String
-    private let maximumUsage: Int?
-    private let minimumFree: StorageConfiguration.MinimumFreeSpace?
+    private var maximumUsage: Int?
+    private var minimumFree: StorageConfiguration.MinimumFreeSpace?
     private let events: @Sendable (StorageEvent) -> Void
     private let lock = ConditionLock()
     private var entries: [Entry] = []
@@ -27,7 +27,18 @@ final class DiskRetention: @unchecked Sendable {
     /// Files removed to respect the limits.
     let removedFiles = Atomic<Int>(0)
 
-    var isActive: Bool { maximumUsage != nil || minimumFree != nil }
+    var isActive: Bool { lock.withLock { maximumUsage != nil || minimumFree != nil } }
+
+    /// New limits (configuration reload); a newly enabled limit starts from a fresh scan.
+    func update(maximumUsage: Int?, minimumFree: StorageConfiguration.MinimumFreeSpace?) {
+        let wasActive = isActive
+        lock.withLock {
+            self.maximumUsage = maximumUsage
+            self.minimumFree = minimumFree
+        }
+        if !wasActive { scanExisting() }
+        enforce()
+    }
 
     init(configuration: StorageConfiguration, events: @escaping @Sendable (StorageEvent) -> Void) {
         directory = configuration.directory

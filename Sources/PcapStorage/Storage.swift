@@ -111,6 +111,11 @@ public final class Storage: @unchecked Sendable {
         return gate
     }
 
+    /// Replaces the disk retention limits (configuration reload).
+    public func updateDiskLimits(maximumUsage: Int?, minimumFree: StorageConfiguration.MinimumFreeSpace?) {
+        retention.update(maximumUsage: maximumUsage, minimumFree: minimumFree)
+    }
+
     /// Files removed to respect --max-disk-usage / --min-free-space.
     public var filesRemovedForSpace: Int { retention.removedFiles.load(ordering: .relaxed) }
 

@@ -63,7 +63,13 @@ extension SpanCollector {
             let summary: Summary
             do {
                 let capture = try LiveCapture(configuration: configuration, options: live, logger: logger)
-                summary = try capture.run()
+                summary = try capture.run(reload: { [self] in
+                    // The file again, with the same flags on top.
+                    let file = try options.loadConfigurationFile(defaultPath: ConfigurationFile.defaultPath)
+                    let (_, problems) = captureOptions(file: file)
+                    return try options.makeConfiguration(
+                        file: file, defaultOutput: Self.defaultOutput, metricsListen: metricsListen, otherProblems: problems)
+                })
             } catch {
                 logger.error("\(error)")
                 throw ExitCode(2)

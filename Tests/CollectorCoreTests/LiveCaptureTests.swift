@@ -148,4 +148,44 @@ struct LiveCaptureTests {
         let busy = collector.stderrText.split(separator: "\n").filter { $0.contains("capture thread done") && !$0.contains("received=0") }
         #expect(busy.count >= 2, "sessions were not spread over workers: \(busy)")
     }
+
+    @Test func sighupFinishesFilesAndReloadsSessionRules() throws {
+        let namespaces = try NamespacePair()
+        defer { namespaces.remove() }
+        let output = try TestSupport.makeTemporaryDirectory("reload")
+        defer { TestSupport.removeDirectory(output) }
+        let config = output + "/collector.toml"
+        let only7 = """
+            accept_unknown_sessions = false
+            [[session]]
+            name = "core-switch"
+            transport = "erspan"
+            exporter = "198.51.100.1/32"
+            id = 7
+            """
+        try only7.write(toFile: config, atomically: true, encoding: .utf8)
+        let collector = try CollectorProcess(namespace: namespaces.collector, output: output + "/out", arguments: ["--config", config])
+        let sessions7And9 = ["v02_erspan2.pcap", "v04_erspan3.pcap"].map { TestSupport.fixtures.appendingPathComponent($0).path }
+        try namespaces.replay(sessions7And9)
+        usleep(300_000)
+
+        // Name session 9 too, reload, send the same traffic again.
+        try (only7 + "\n[[session]]\nname = \"access-switch\"\ntransport = \"erspan\"\nid = 9\n").write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(collector.signal(SIGHUP, thenWaitFor: "configuration reloaded"), "\(collector.stderrText)")
+        usleep(300_000)
+        try namespaces.replay(sessions7And9)
+        usleep(300_000)
+        let summary = try #require(collector.stop())
+
+        let sessions = try #require(summary["sessions"] as? [[String: Any]])
+        let packets = Dictionary(uniqueKeysWithValues: sessions.map { ($0["name"] as? String ?? "", $0["packets"] as? Int ?? 0) })
+        // v02 has 3 frames of session 7, v04 2 of session 9: 7 twice, 9 only after the reload.
+        #expect(packets == ["core-switch": 6, "access-switch": 2])
+        let discarded = try #require(summary["discard_reasons"] as? [String: Int])
+        #expect(discarded["unknown_session.not_configured"] == 2)
+        // SIGHUP finished the first file of core-switch; the second run made another.
+        let files = TestSupport.captureFiles(in: output + "/out/core-switch")
+        #expect(files.count == 2)
+        #expect(try files.map { try TestSupport.readPcap($0).records.count } == [3, 3])
+    }
 }

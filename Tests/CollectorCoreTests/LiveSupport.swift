@@ -120,6 +120,18 @@ final class CollectorProcess: @unchecked Sendable {
 
     var stderrText: String { (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? "" }
 
+    /// Sends `signal` and waits (bounded) until standard error contains `marker`.
+    func signal(_ signal: Int32, thenWaitFor marker: String, seconds: Double = 10) -> Bool {
+        let before = stderrText.components(separatedBy: marker).count
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if stderrText.components(separatedBy: marker).count > before { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
     /// SIGTERM, then waits (bounded; SIGKILL after 30 s) and returns the JSON summary.
     @discardableResult
     func stop() -> [String: Any]? {
