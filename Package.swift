@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "CollectorCore", targets: ["CollectorCore"]),
         .library(name: "MirrorDecoding", targets: ["MirrorDecoding"]),
         .library(name: "PcapFormat", targets: ["PcapFormat"]),
+        .library(name: "PcapStorage", targets: ["PcapStorage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -10,10 +10,14 @@ final class BufferPool: @unchecked Sendable {
     let limit: Int
     let bufferSize: Int
 
-    init(limit: Int, bufferSize: Int) {
+    init(limit: Int, bufferSize: Int, preallocate: Int = 0) {
         self.limit = limit
         self.bufferSize = bufferSize
         free.reserveCapacity(limit)
+        // The buffers a busy steady state cycles through, made now instead of on the capture
+        // path (each first use would also fault its pages in there).
+        for _ in 0..<min(preallocate, limit) { free.append(BatchBuffer(capacity: bufferSize)) }
+        allocated = free.count
     }
 
     /// A free buffer, or nil when all `limit` buffers are taken.

@@ -61,6 +61,7 @@ final class FileWriter: @unchecked Sendable {
         self.configuration = configuration
         self.retention = retention
         self.events = events
+        commands.reserveCapacity(2048)
         thread = try OSThread(name: "span-writer-\(index)") { [unowned self] in self.run() }
     }
 
@@ -152,8 +153,11 @@ final class FileWriter: @unchecked Sendable {
 
     private func open(_ target: FileTarget) throws(SystemError) {
         let session = target.session
-        try FileSystem.createDirectory(session.directory, mode: configuration.directoryMode)
-        if !session.scanned { try scan(session) }
+        // Once per session, and again after a failure (the directory may have gone).
+        if !session.scanned || session.inErrorEpisode {
+            try FileSystem.createDirectory(session.directory, mode: configuration.directoryMode)
+            try scan(session)
+        }
         let name = FileNaming.fileName(
             session: session.name, firstTimestampNanoseconds: target.firstTimestampNanoseconds,
             sequence: session.nextSequence, fileExtension: target.fileExtension)
@@ -167,7 +171,8 @@ final class FileWriter: @unchecked Sendable {
     /// Learns the files a previous run left in the session directory, so numbering continues
     /// and retention counts them.
     private func scan(_ session: SessionFiles) throws(SystemError) {
-        var highest = 0
+        var highest = session.nextSequence - 1
+        session.finished.removeAll()
         for name in try FileSystem.contents(ofDirectory: session.directory) {
             guard let parsed = FileNaming.sequence(ofFileNamed: name, session: session.name) else { continue }
             highest = max(highest, parsed.sequence)

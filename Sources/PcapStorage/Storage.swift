@@ -20,7 +20,9 @@ public final class Storage: @unchecked Sendable {
     public init(configuration: StorageConfiguration, events: @escaping @Sendable (StorageEvent) -> Void = { _ in }) throws(SystemError) {
         self.configuration = configuration
         try FileSystem.createDirectory(configuration.directory, mode: configuration.directoryMode)
-        pool = BufferPool(limit: configuration.bufferCount, bufferSize: configuration.bufferSize)
+        pool = BufferPool(
+            limit: configuration.bufferCount, bufferSize: configuration.bufferSize,
+            preallocate: min(configuration.maximumBuffersInFlight + 2, 16))
         retention = DiskRetention(configuration: configuration, events: events)
         retention.scanExisting()
         retention.enforce()
