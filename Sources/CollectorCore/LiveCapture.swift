@@ -40,6 +40,8 @@ public final class LiveCapture: @unchecked Sendable {
     private let hygiene: HostHygiene
     private let hook: PostRotateHook?
     private var statusServer: StatusServer?
+    /// sd_notify(3): READY, STATUS, WATCHDOG, RELOADING, STOPPING (a no-op outside systemd).
+    private let notifier = SystemdNotifier()
 
     /// Sets everything up (sockets, rings, filters, fanout, writers); frames flow from here on.
     public init(configuration: CollectorConfiguration, options: Options, logger: Logger) throws(CollectorError) {
@@ -75,6 +77,20 @@ public final class LiveCapture: @unchecked Sendable {
             throw .invalidConfiguration([.init(key: "filter", message: error.message)])
         }
         let fanout = BPFProgram.sessionAffinityFanout(rspanVLANs: configuration.rspanVLANs)
+
+        // Files a crash (or SIGKILL) left as .part: cut to their last whole record, renamed.
+        for result in Recovery.recoverPartFiles(in: configuration.outputDirectory) {
+            switch result.action {
+            case .renamed(let path):
+                logger.notice("recovered unfinished file", metadata: ["path": "\(path)", "records": "\(result.recordsKept)", "bytes_cut": "\(result.bytesCut)"])
+            case .removed:
+                logger.notice("removed unfinished file without a whole record", metadata: ["path": "\(result.path)"])
+            case .keptBecauseFinalNameExists(let path):
+                logger.warning("unfinished file left alone: its final name exists", metadata: ["path": "\(result.path)", "existing": "\(path)"])
+            case .failed(let error):
+                logger.error("could not recover unfinished file", metadata: ["path": "\(result.path)", "error": "\(error)"])
+            }
+        }
 
         var storageConfiguration = configuration.storageConfiguration(handoff: .drop)
         storageConfiguration.writerThreads = options.writerThreads
@@ -223,24 +239,40 @@ public final class LiveCapture: @unchecked Sendable {
                 "ring": "\(options.ring.blockCount)x\(options.ring.blockSize)",
             ])
         onReady()
+        report(notifier.ready(status: "capturing on \(interfaces.joined(separator: ",")) with \(workers.count) workers"))
+        if let setupError = notifier.setupError { logger.warning("NOTIFY_SOCKET unusable", metadata: ["error": "\(setupError)"]) }
         var lastStatus = Clock.monotonicNanoseconds()
+        var lastPing: UInt64 = 0
         var previous = Summary()
         while true {
             let received = ProcessSignals.wait(milliseconds: 100)
             if received == ProcessSignals.interrupt || received == ProcessSignals.terminate || stopWhen() { break }
             if received == ProcessSignals.hangUp {
                 logger.notice("SIGHUP: finishing all files")
+                report(notifier.reloading())
                 for worker in workers { worker.rotateRequested.store(true, ordering: .relaxed) }
                 if let reload { apply(reload) }
+                report(notifier.ready())
             }
             let now = Clock.monotonicNanoseconds()
+            // The watchdog is fed only while every capture thread went through its loop
+            // recently: a stuck capture path makes systemd restart the service.
+            if let ping = notifier.watchdogPingIntervalNanoseconds, now &- lastPing >= ping,
+                now &- oldestHeartbeat < 10_000_000_000
+            {
+                report(notifier.watchdog())
+                lastPing = now
+            }
             if options.statusIntervalSeconds > 0, now - lastStatus >= UInt64(options.statusIntervalSeconds) * 1_000_000_000 {
                 let current = currentSummary()
-                logger.info("\(Self.statusLine(current, previous: previous, seconds: Double(now - lastStatus) / 1e9))")
+                let line = Self.statusLine(current, previous: previous, seconds: Double(now - lastStatus) / 1e9)
+                logger.info("\(line)")
+                report(notifier.status(line))
                 previous = current
                 lastStatus = now
             }
         }
+        report(notifier.stopping())
         logger.info("stopping: draining rings and writers")
         for worker in workers { worker.stopRequested.store(true, ordering: .relaxed) }
         for worker in workers { worker.join() }
@@ -254,6 +286,11 @@ public final class LiveCapture: @unchecked Sendable {
                 metadata: ["worker": "\(index)", "sessions": "\(part.sessions.count)", "received": "\(part.packetsReceived)"])
         }
         return Summary.merged(parts)
+    }
+
+    /// Notification failures are worth one debug line, never more.
+    private func report(_ error: SystemError?) {
+        if let error { logger.debug("sd_notify failed", metadata: ["error": "\(error)"]) }
     }
 
     private func apply(_ reload: () throws -> CollectorConfiguration) {

@@ -188,4 +188,61 @@ struct LiveCaptureTests {
         #expect(files.count == 2)
         #expect(try files.map { try TestSupport.readPcap($0).records.count } == [3, 3])
     }
+
+    @Test func notifyProtocolThroughARealDatagramSocket() throws {
+        let namespaces = try NamespacePair()
+        defer { namespaces.remove() }
+        let output = try TestSupport.makeTemporaryDirectory("notify")
+        defer { TestSupport.removeDirectory(output) }
+        // A path socket: abstract names do not cross into another network namespace.
+        let listener = try NotifyListener(directory: output)
+        defer { listener.close() }
+        var environment = listener.environment
+        environment["WATCHDOG_USEC"] = "400000"
+        let collector = try CollectorProcess(
+            namespace: namespaces.collector, output: output + "/out", arguments: [], environment: environment)
+        #expect(listener.waitForAssignment("READY=1"), "no READY=1: \(listener.messages)")
+        #expect(listener.waitForAssignment("WATCHDOG=1"), "no WATCHDOG=1 while capturing: \(listener.messages)")
+        #expect(listener.messages.contains { $0.contains("STATUS=") }, "no STATUS line")
+        #expect(collector.signal(SIGHUP, thenWaitFor: "SIGHUP"))
+        #expect(listener.waitForAssignment("RELOADING=1"))
+        collector.stop()
+        #expect(listener.waitForAssignment("STOPPING=1"), "no STOPPING=1: \(listener.messages)")
+    }
+
+    @Test func sigkillMidCaptureLeavesOnlyValidFilesAfterRestart() throws {
+        let namespaces = try NamespacePair()
+        defer { namespaces.remove() }
+        let output = try TestSupport.makeTemporaryDirectory("sigkill")
+        defer { TestSupport.removeDirectory(output) }
+        let collector = try CollectorProcess(
+            namespace: namespaces.collector, output: output + "/out",
+            arguments: ["--rotate-size", "100M", "--buffer-size", "128K", "--status-interval", "0"])
+        // Traffic keeps coming while the collector is killed: 100k packets at a bounded rate.
+        let sender = Process()
+        sender.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        sender.arguments = ["ip", "netns", "exec", namespaces.sender, "tcpreplay", "-q", "--pps", "20000", "--limit", "60000", "-i", "vA", TestSupport.load100k.path]
+        sender.standardOutput = FileHandle.nullDevice
+        sender.standardError = FileHandle.nullDevice
+        try sender.run()
+        // Partly filled buffers are written every second: after 2.5 s the open files are on
+        // disk as .part, cut wherever the last write ended.
+        usleep(2_500_000)
+        collector.kill9()
+        sender.terminate()
+        sender.waitUntilExit()
+        let leftovers = TestSupport.captureFiles(in: output + "/out").filter { $0.hasSuffix(".part") }
+        #expect(!leftovers.isEmpty, "the kill should have caught files being written")
+
+        // The next start recovers them before capturing.
+        let restarted = try CollectorProcess(namespace: namespaces.collector, output: output + "/out", arguments: ["--status-interval", "0"])
+        restarted.stop()
+        #expect(restarted.stderrText.contains("recovered unfinished file"))
+        let files = TestSupport.captureFiles(in: output + "/out")
+        #expect(!files.contains { $0.hasSuffix(".part") })
+        #expect(!files.isEmpty)
+        let counts = try TestSupport.capinfosPacketCounts(files)
+        #expect(counts.count == files.count, "capinfos read every file")
+        #expect(counts.values.reduce(0, +) > 0)
+    }
 }

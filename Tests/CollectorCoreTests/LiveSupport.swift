@@ -92,13 +92,16 @@ final class CollectorProcess: @unchecked Sendable {
     nonisolated(unsafe) private var stdoutData = Data()
     private let readDone = DispatchSemaphore(value: 0)
 
-    init(namespace: String, output: String, arguments: [String]) throws {
+    init(namespace: String, output: String, arguments: [String], environment: [String: String] = [:]) throws {
         self.output = output
         errorLog = output + ".stderr"
         FileManager.default.createFile(atPath: errorLog, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace, TestSupport.collectorBinary, "run", "--interface", "vB",
             "--output", output, "--json", "--ring-size", "8M", "--block-size", "1M", "--status-interval", "1"] + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = stdoutPipe
         process.standardError = FileHandle(forWritingAtPath: errorLog)
         try process.run()
@@ -130,6 +133,13 @@ final class CollectorProcess: @unchecked Sendable {
             usleep(50_000)
         }
         return false
+    }
+
+    /// Kills the collector outright, as a crash would: nothing is finished or renamed.
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        _ = readDone.wait(timeout: .now() + 10)
     }
 
     /// SIGTERM, then waits (bounded; SIGKILL after 30 s) and returns the JSON summary.
