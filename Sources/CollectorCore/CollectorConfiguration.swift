@@ -53,6 +53,9 @@ public struct CollectorConfiguration: Sendable {
             problems.append(.init(key: "rspan-vlan", message: "\(vlan) is not a VLAN ID (1-4094)"))
         }
         if vxlanPorts.isEmpty { problems.append(.init(key: "vxlan-port", message: "at least one port is needed")) }
+        if vxlanPorts.count > VXLANPorts.capacity {
+            problems.append(.init(key: "vxlan-port", message: "at most \(VXLANPorts.capacity) ports"))
+        }
         for port in vxlanPorts where port == 0 {
             problems.append(.init(key: "vxlan-port", message: "0 is not a port"))
         }

@@ -8,6 +8,8 @@ public final class Pipeline {
     let decoder: MirrorDecoder
     let storage: Storage
     let allowedExporters: [IPPrefix]
+    /// `!allowedExporters.isEmpty`, as a plain flag the frame path can read for free.
+    let hasAllowList: Bool
     /// Names of the capture interfaces, indexed by `process(interface:)`, for RSPAN session
     /// names (`replay` in replay).
     let interfaceNames: [String]
@@ -23,7 +25,9 @@ public final class Pipeline {
     private(set) var sessions: [Session] = []
     /// Direct-mapped cache of recently used sessions, checked before the dictionary.
     private static let cacheSize = 256
-    private var cache: ContiguousArray<Session?> = ContiguousArray(repeating: nil, count: Pipeline.cacheSize)
+    /// Unretained: `sessions` owns every session for the pipeline's lifetime, and the frame path
+    /// then pays no reference counting for the lookup (measured: 10% of replay time).
+    private var cache: ContiguousArray<Unmanaged<Session>?> = ContiguousArray(repeating: nil, count: Pipeline.cacheSize)
 
     /// Frames seen, including those the kernel dropped (added by the live source).
     public private(set) var received: Int64 = 0
@@ -35,6 +39,7 @@ public final class Pipeline {
         decoder = MirrorDecoder(configuration: configuration.decoderConfiguration)
         self.storage = storage
         allowedExporters = configuration.allowedExporters
+        hasAllowList = !configuration.allowedExporters.isEmpty
         self.interfaceNames = interfaceNames
         sessionRules = SessionRules(configuration.sessionRules)
         acceptUnknownSessions = configuration.acceptUnknownSessions
@@ -47,15 +52,12 @@ public final class Pipeline {
         offloadedTag: VLANTag? = nil, interface: UInt32 = 0
     ) {
         received += 1
-        let frame: MirrorFrame
-        switch decoder.decode(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag) {
-        case .discard(let reason):
+        var frame = MirrorFrame()
+        if let reason = decoder.decode(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag, into: &frame) {
             discards[Int(reason.rawValue)] += 1
             return
-        case .mirror(let decoded):
-            frame = decoded
         }
-        if !allowedExporters.isEmpty, frame.encapsulation != .rspan, !isAllowed(frame.exporter) {
+        if hasAllowList, frame.encapsulation != .rspan, !isAllowed(frame.exporter) {
             discards[Int(DiscardReason.exporterNotAllowed.rawValue)] += 1
             return
         }
@@ -63,25 +65,29 @@ public final class Pipeline {
 
         let key = SessionKey(frame, interface: interface)
         let slot = key.cacheSlot & (Self.cacheSize - 1)
-        let session: Session
-        if let cached = cache[slot], cached.key == key {
+        let session: Unmanaged<Session>
+        if let cached = cache[slot], cached._withUnsafeGuaranteedRef({ $0.key == key }) {
             session = cached
         } else if let known = sessionIndex[key] {
-            session = known
+            session = Unmanaged.passUnretained(known)
             cache[slot] = session
         } else if let created = newSession(key: key, encapsulation: frame.encapsulation) {
-            session = created
+            session = Unmanaged.passUnretained(created)
             cache[slot] = session
         } else {
             discards[Int(DiscardReason.sessionNotConfigured.rawValue)] += 1
             return
         }
-        if frame.hasSequence { session.sequence.observe(frame.sequence) }
-        if frame.isTruncated || frame.innerCapturedLength > session.recorder.maximumCapturedLength { session.truncated += 1 }
-        session.recorder.append(
-            timestampNanoseconds: timestampNanoseconds, source: bytes, offset: frame.innerOffset,
-            capturedLength: frame.innerCapturedLength, removedOffset: frame.removedOffset,
-            removedLength: frame.removedLength, wireLength: frame.innerWireLength)
+        session._withUnsafeGuaranteedRef { session in
+            if frame.hasSequence { session.sequence.observe(frame.sequence) }
+            session.recorderOnFramePath._withUnsafeGuaranteedRef { recorder in
+                if frame.isTruncated || frame.innerCapturedLength > recorder.maximumCapturedLength { session.truncated += 1 }
+                recorder.append(
+                    timestampNanoseconds: timestampNanoseconds, source: bytes, offset: frame.innerOffset,
+                    capturedLength: frame.innerCapturedLength, removedOffset: frame.removedOffset,
+                    removedLength: frame.removedLength, wireLength: frame.innerWireLength)
+            }
+        }
     }
 
     @inline(__always)

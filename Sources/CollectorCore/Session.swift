@@ -52,6 +52,8 @@ final class Session {
     /// The transport of the first frame seen (ERSPAN II and III share a session).
     let encapsulation: Encapsulation
     let recorder: SessionRecorder
+    /// The same recorder without reference counting, for the per-frame path (`recorder` owns it).
+    let recorderOnFramePath: Unmanaged<SessionRecorder>
     var sequence = SequenceTracker()
     var truncated: Int64 = 0
 
@@ -60,6 +62,7 @@ final class Session {
         self.name = name
         self.encapsulation = encapsulation
         self.recorder = recorder
+        recorderOnFramePath = Unmanaged.passUnretained(recorder)
     }
 
     /// The default name (docs/FORMATS.md): `<exporter>-erspan-<id>`, `<exporter>-erspan1`,

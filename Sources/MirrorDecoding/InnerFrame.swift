@@ -1,6 +1,14 @@
 /// Facts about the decapsulated (inner) Ethernet frame that need a look inside it: its
 /// original length according to its own IP header, and whether it is itself a mirror stream.
 enum InnerFrame {
+    /// Both facts in one walk of the inner headers.
+    @inline(__always)
+    static func inspect(
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, count: Int, vxlanPorts: VXLANPorts
+    ) -> (statedLength: Int?, isNestedMirror: Bool) {
+        (statedLength(bytes, at: offset, count: count), isNestedMirror(bytes, at: offset, count: count, vxlanPorts: vxlanPorts))
+    }
+
     /// The inner frame's length as its IPv4/IPv6 header states it (L2 header + IP length), or
     /// nil when it carries no readable IP header. A switch that truncated the copy (ERSPAN T
     /// bit, AWS PacketLength) leaves this header intact, so it reveals the original size.

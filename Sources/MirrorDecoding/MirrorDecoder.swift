@@ -33,17 +33,33 @@ public struct MirrorDecoder: Sendable {
     public func decode(
         _ bytes: UnsafeRawBufferPointer, wireLength: Int, linkType: LinkType = .ethernet, offloadedTag: VLANTag? = nil
     ) -> DecodeResult {
+        var frame = MirrorFrame()
+        if let reason = decode(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag, into: &frame) {
+            return .discard(reason)
+        }
+        return .mirror(frame)
+    }
+
+    /// The same, filling `frame` in place (the per-frame path: no copies of the result).
+    /// Returns nil for a mirror frame, else why it is not one; `frame` is then unspecified.
+    @inlinable
+    public func decode(
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, linkType: LinkType = .ethernet, offloadedTag: VLANTag? = nil,
+        into frame: inout MirrorFrame
+    ) -> DiscardReason? {
         do {
-            return .mirror(try decodeFrame(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag))
+            try decodeFrame(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag, into: &frame)
+            return nil
         } catch {
-            return .discard(error)
+            return error
         }
     }
 
     @usableFromInline
     func decodeFrame(
-        _ bytes: UnsafeRawBufferPointer, wireLength: Int, linkType: LinkType, offloadedTag: VLANTag?
-    ) throws(DiscardReason) -> MirrorFrame {
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, linkType: LinkType, offloadedTag: VLANTag?,
+        into frame: inout MirrorFrame
+    ) throws(DiscardReason) {
         let etherType: UInt16
         let ipOffset: Int
         switch linkType {
@@ -52,7 +68,7 @@ public struct MirrorDecoder: Sendable {
             if let tag = ethernet.outermostTag, !configuration.rspanVLANs.isEmpty,
                 configuration.rspanVLANs.contains(tag.vlanID)
             {
-                return try rspanFrame(bytes, wireLength: wireLength, tag: tag, tagInBytes: ethernet.outermostTagInBytes)
+                return try rspanFrame(bytes, wireLength: wireLength, tag: tag, tagInBytes: ethernet.outermostTagInBytes, into: &frame)
             }
             etherType = ethernet.etherType
             ipOffset = ethernet.payloadOffset
@@ -104,15 +120,14 @@ public struct MirrorDecoder: Sendable {
         // what was captured (snap truncation).
         let end = min(datagramEnd, bytes.count)
         let snapTruncated = datagramEnd > bytes.count
-        var frame: MirrorFrame
         if protocolNumber == IPv4Header.protocolGRE {
-            frame = try greFrame(bytes, at: payloadOffset, end: end, datagramEnd: datagramEnd, exporter: exporter)
+            try greFrame(bytes, at: payloadOffset, end: end, datagramEnd: datagramEnd, exporter: exporter, into: &frame)
         } else {
             let port = try UDPHeader.destinationPort(bytes, at: payloadOffset, end: end)
             guard configuration.vxlanPorts.contains(port) else { throw .udpPort }
             let vxlanOffset = payloadOffset + UDPHeader.length
             let vxlan = try VXLANHeader(parsing: bytes, at: vxlanOffset, end: end)
-            frame = MirrorFrame(encapsulation: .vxlan, exporter: exporter, innerOffset: vxlanOffset + VXLANHeader.length)
+            frame.reset(encapsulation: .vxlan, exporter: exporter, innerOffset: vxlanOffset + VXLANHeader.length)
             frame.sessionID = vxlan.vni
             frame.hasSessionID = true
             frame.anomalies = vxlan.anomalies
@@ -122,23 +137,18 @@ public struct MirrorDecoder: Sendable {
         frame.innerWireLength = datagramEnd - frame.innerOffset
         guard frame.innerCapturedLength >= EthernetHeader.length else { throw .innerTruncated }
         frame.isTruncated = snapTruncated || frame.erspan.truncated
-        if let stated = InnerFrame.statedLength(bytes, at: frame.innerOffset, count: frame.innerCapturedLength),
-            stated > frame.innerWireLength
-        {
+        let inner = InnerFrame.inspect(bytes, at: frame.innerOffset, count: frame.innerCapturedLength, vxlanPorts: configuration.vxlanPorts)
+        if let stated = inner.statedLength, stated > frame.innerWireLength {
             frame.innerWireLength = stated
             frame.isTruncated = true
         }
-        if InnerFrame.isNestedMirror(
-            bytes, at: frame.innerOffset, count: frame.innerCapturedLength, vxlanPorts: configuration.vxlanPorts)
-        {
-            frame.anomalies.insert(.nestedMirror)
-        }
-        return frame
+        if inner.isNestedMirror { frame.anomalies.insert(.nestedMirror) }
     }
 
     private func greFrame(
-        _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, datagramEnd: Int, exporter: IPAddress
-    ) throws(DiscardReason) -> MirrorFrame {
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, datagramEnd: Int, exporter: IPAddress,
+        into frame: inout MirrorFrame
+    ) throws(DiscardReason) {
         let gre = try GREHeader(parsing: bytes, at: offset, end: end)
         var anomalies = gre.anomalies
         if gre.hasChecksum, configuration.verifyGREChecksum, datagramEnd == end,
@@ -146,36 +156,30 @@ public struct MirrorDecoder: Sendable {
         {
             anomalies.insert(.greChecksumBad)
         }
-        var frame: MirrorFrame
         switch gre.protocolType {
         case GREHeader.protocolTransparentEthernet:
-            frame = MirrorFrame(encapsulation: .gre, exporter: exporter, innerOffset: gre.payloadOffset)
+            frame.reset(encapsulation: .gre, exporter: exporter, innerOffset: gre.payloadOffset)
             if let key = gre.key {
                 frame.sessionID = key
                 frame.hasSessionID = true
             }
         case GREHeader.protocolERSPANTypeIorII where !gre.hasSequence:
-            frame = MirrorFrame(encapsulation: .erspan1, exporter: exporter, innerOffset: gre.payloadOffset)
+            frame.reset(encapsulation: .erspan1, exporter: exporter, innerOffset: gre.payloadOffset)
             if gre.flags & (GREHeader.checksumBit | GREHeader.keyBit) != 0 { anomalies.insert(.erspanTypeIWithOptions) }
         default:
-            var metadata = ERSPANMetadata()
-            let innerOffset: Int
-            let encapsulation: Encapsulation
             switch try ERSPANHeader.version(bytes, at: gre.payloadOffset, end: end) {
             case 1:
-                innerOffset = try ERSPANHeader.parseTypeII(bytes, at: gre.payloadOffset, end: end, into: &metadata)
-                encapsulation = .erspan2
+                frame.reset(encapsulation: .erspan2, exporter: exporter, innerOffset: 0)
+                frame.innerOffset = try ERSPANHeader.parseTypeII(bytes, at: gre.payloadOffset, end: end, into: &frame.erspan)
                 if gre.protocolType != GREHeader.protocolERSPANTypeIorII { anomalies.insert(.erspanVersionMismatch) }
             case 2:
-                innerOffset = try ERSPANHeader.parseTypeIII(bytes, at: gre.payloadOffset, end: end, into: &metadata)
-                encapsulation = .erspan3
+                frame.reset(encapsulation: .erspan3, exporter: exporter, innerOffset: 0)
+                frame.innerOffset = try ERSPANHeader.parseTypeIII(bytes, at: gre.payloadOffset, end: end, into: &frame.erspan)
                 if gre.protocolType != GREHeader.protocolERSPANTypeIII { anomalies.insert(.erspanVersionMismatch) }
             default:
                 throw .erspanVersion
             }
-            frame = MirrorFrame(encapsulation: encapsulation, exporter: exporter, innerOffset: innerOffset)
-            frame.erspan = metadata
-            frame.sessionID = UInt32(metadata.sessionID)
+            frame.sessionID = UInt32(frame.erspan.sessionID)
             frame.hasSessionID = true
         }
         if let sequence = gre.sequence {
@@ -184,14 +188,13 @@ public struct MirrorDecoder: Sendable {
         }
         frame.greKey = gre.key
         frame.anomalies.formUnion(anomalies)
-        return frame
     }
 
     /// An RSPAN frame: the whole captured frame minus exactly the RSPAN tag (inner tags stay).
     private func rspanFrame(
-        _ bytes: UnsafeRawBufferPointer, wireLength: Int, tag: VLANTag, tagInBytes: Bool
-    ) throws(DiscardReason) -> MirrorFrame {
-        var frame = MirrorFrame(encapsulation: .rspan, exporter: .none, innerOffset: 0)
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, tag: VLANTag, tagInBytes: Bool, into frame: inout MirrorFrame
+    ) throws(DiscardReason) {
+        frame.reset(encapsulation: .rspan, exporter: .none, innerOffset: 0)
         frame.sessionID = UInt32(tag.vlanID)
         frame.hasSessionID = true
         if tagInBytes {
@@ -202,7 +205,6 @@ public struct MirrorDecoder: Sendable {
         frame.innerWireLength = max(wireLength, bytes.count) - frame.removedLength
         guard frame.innerCapturedLength >= EthernetHeader.length else { throw .innerTruncated }
         frame.isTruncated = frame.innerCapturedLength < frame.innerWireLength
-        return frame
     }
 }
 
@@ -225,17 +227,29 @@ public enum LinkType: UInt32, Sendable {
     }
 }
 
-/// The UDP destination ports that carry VXLAN (default 4789). Few, so a linear scan.
+/// The UDP destination ports that carry VXLAN (default 4789): at most `capacity`, kept inline
+/// (no heap storage, no reference counting on the frame path) and scanned linearly.
 public struct VXLANPorts: Sendable, Hashable {
-    public private(set) var ports: [UInt16]
+    public static let capacity = 16
+    private var storage = InlineArray<16, UInt16>(repeating: 0)
+    private var count = 0
 
+    /// The first `capacity` of `ports`.
     public init(_ ports: [UInt16] = [4789]) {
-        self.ports = ports
+        for port in ports.prefix(Self.capacity) {
+            storage[count] = port
+            count += 1
+        }
     }
+
+    public var ports: [UInt16] { (0..<count).map { storage[$0] } }
 
     @inline(__always)
     public func contains(_ port: UInt16) -> Bool {
-        for candidate in ports where candidate == port { return true }
+        for index in 0..<count where storage[index] == port { return true }
         return false
     }
+
+    public static func == (a: VXLANPorts, b: VXLANPorts) -> Bool { a.ports == b.ports }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ports) }
 }

@@ -71,6 +71,17 @@ public struct MirrorFrame: Sendable {
     public var anomalies: Anomalies
     public var erspan: ERSPANMetadata
 
+    /// An empty frame to decode into (`MirrorDecoder.decode(_:...into:)`).
+    public init() {
+        self.init(encapsulation: .erspan1, exporter: .none, innerOffset: 0)
+    }
+
+    /// Starts a new frame in place: every field back to its initial value.
+    @inline(__always)
+    mutating func reset(encapsulation: Encapsulation, exporter: IPAddress, innerOffset: Int) {
+        self = MirrorFrame(encapsulation: encapsulation, exporter: exporter, innerOffset: innerOffset)
+    }
+
     init(encapsulation: Encapsulation, exporter: IPAddress, innerOffset: Int) {
         self.encapsulation = encapsulation
         self.exporter = exporter

@@ -1,8 +1,17 @@
 /// A set of VLAN IDs (0-4095) as a 512-byte bitmap: the configured RSPAN VLANs. Membership is
-/// one load and a mask, cheap enough to test on every tagged frame.
+/// one load and a mask, cheap enough to test on every tagged frame. The bitmap is inline (no
+/// heap storage), so the decoder's configuration costs no reference counting per frame.
 public struct VLANSet: Sendable, Hashable {
-    private var words: [UInt64] = Array(repeating: 0, count: 64)
+    private var words = InlineArray<64, UInt64>(repeating: 0)
     public private(set) var isEmpty = true
+
+    public static func == (a: VLANSet, b: VLANSet) -> Bool {
+        (0..<64).allSatisfy { a.words[$0] == b.words[$0] }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        for index in 0..<64 { hasher.combine(words[index]) }
+    }
 
     public init() {}
 

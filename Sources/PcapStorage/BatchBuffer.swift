@@ -33,11 +33,4 @@ final class BatchBuffer: @unchecked Sendable {
     }
 
     var contents: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: used) }
-
-    func append(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
-            (base + used).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
-        }
-        used += bytes.count
-    }
 }

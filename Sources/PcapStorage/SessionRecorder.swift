@@ -20,6 +20,16 @@ public final class SessionRecorder {
     private var fileRecords = 0
     private var intervalIndex: UInt64 = 0
 
+    // The current buffer's fill state, kept here so the per-frame path touches no object
+    // (each touch through an optional class reference costs a retain/release pair, which
+    // measured as 11% of replay time); written back to the buffer when it is handed over.
+    private var bufferBase: UnsafeMutableRawPointer?
+    private var bufferUsed = 0
+    private var bufferCapacity = 0
+    private var bufferRecords = 0
+    private var bufferDataBytes = 0
+    private var hasTarget = false
+
     /// The most data bytes one record may carry: an empty buffer must hold the file header and
     /// the record, and no record exceeds the snapshot length the file header announces. Longer
     /// frames are cut to this (and counted as truncated by the caller).
@@ -54,21 +64,22 @@ public final class SessionRecorder {
     ) -> Bool {
         let capturedLength = min(capturedLength, maximumCapturedLength)
         let recordLength = format.recordLength(capturedLength: capturedLength)
-        if target != nil, needsRotation(before: recordLength, timestamp: timestampNanoseconds) {
+        if fileRecords > 0,
+            fileBytes + recordLength > rotateSize || (rotateInterval != 0 && timestampNanoseconds / rotateInterval != intervalIndex)
+        {
             finishFile()
         }
-        let needed = recordLength + (target == nil ? header.count : 0)
-        if buffer == nil || buffer!.remaining < needed {
+        let needed = recordLength + (hasTarget ? 0 : header.count)
+        if bufferCapacity - bufferUsed < needed {
             guard replaceBuffer() else {
                 queueDroppedPackets += 1
                 return false
             }
         }
-        let buffer = buffer!
-        if target == nil { startFile(timestamp: timestampNanoseconds, in: buffer) }
-        if buffer.records == 0 { buffer.firstAppendTime = storage.nowForFlush }
+        if !hasTarget { startFile(timestamp: timestampNanoseconds) }
+        if bufferRecords == 0 { buffer?.firstAppendTime = storage.nowForFlush }
 
-        let destination = buffer.base + buffer.used
+        let destination = bufferBase! + bufferUsed
         let dataOffset = format.writeRecordPrefix(
             to: destination, timestampNanoseconds: timestampNanoseconds, capturedLength: capturedLength,
             wireLength: wireLength)
@@ -79,14 +90,13 @@ public final class SessionRecorder {
         } else {
             let head = min(removedOffset, capturedLength)
             data.copyMemory(from: start, byteCount: head)
-            data.advanced(by: head).copyMemory(
-                from: start + head + removedLength, byteCount: capturedLength - head)
+            data.advanced(by: head).copyMemory(from: start + head + removedLength, byteCount: capturedLength - head)
         }
         format.writeRecordSuffix(to: destination, capturedLength: capturedLength)
 
-        buffer.used += recordLength
-        buffer.records += 1
-        buffer.dataBytes += capturedLength
+        bufferUsed += recordLength
+        bufferRecords += 1
+        bufferDataBytes += capturedLength
         fileBytes += recordLength
         fileRecords += 1
         appendedPackets += 1
@@ -94,36 +104,49 @@ public final class SessionRecorder {
         return true
     }
 
-    @inline(__always)
-    private func needsRotation(before recordLength: Int, timestamp: UInt64) -> Bool {
-        if fileRecords > 0, fileBytes + recordLength > rotateSize { return true }
-        if rotateInterval != 0, fileRecords > 0, timestamp / rotateInterval != intervalIndex { return true }
-        return target!.failed.load(ordering: .relaxed)
-    }
-
-    private func startFile(timestamp: UInt64, in buffer: BatchBuffer) {
+    private func startFile(timestamp: UInt64) {
         let target = FileTarget(session: files, firstTimestampNanoseconds: timestamp, fileExtension: format.fileExtension)
         self.target = target
-        buffer.target = target
-        buffer.append(header)
+        hasTarget = true
+        buffer!.target = target
+        header.withUnsafeBytes { bytes in
+            (bufferBase! + bufferUsed).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        }
+        bufferUsed += header.count
         fileBytes = header.count
         fileRecords = 0
         if rotateInterval != 0 { intervalIndex = timestamp / rotateInterval }
     }
 
     /// Hands the current buffer (if it holds anything) to the writer and takes a fresh one.
+    /// Also where a write failure reported by the writer is noticed: the file is finished and
+    /// the next frame starts a new one, which is how a session retries after ENOSPC or EACCES.
     private func replaceBuffer() -> Bool {
+        if let target, target.failed.load(ordering: .relaxed) { finishFile() }
         flushBuffer()
         guard let fresh = storage.acquireBuffer() else { return false }
         fresh.target = target
         buffer = fresh
+        bufferBase = fresh.base
+        bufferCapacity = fresh.capacity
+        bufferUsed = 0
+        bufferRecords = 0
+        bufferDataBytes = 0
         return true
     }
 
     /// Hands the partly filled buffer to the writer now (the file stays open).
     func flushBuffer() {
         guard let current = buffer else { return }
+        current.used = bufferUsed
+        current.records = bufferRecords
+        current.dataBytes = bufferDataBytes
         buffer = nil
+        bufferBase = nil
+        bufferCapacity = 0
+        bufferUsed = 0
+        bufferRecords = 0
+        bufferDataBytes = 0
         if current.isEmpty {
             storage.pool.giveBack(current)
         } else {
@@ -134,7 +157,7 @@ public final class SessionRecorder {
 
     /// Whether the buffer holds records older than `flushBefore` (monotonic ns).
     func hasStaleBuffer(olderThan flushBefore: UInt64) -> Bool {
-        guard let buffer, !buffer.isEmpty else { return false }
+        guard let buffer, bufferRecords > 0 else { return false }
         return buffer.firstAppendTime < flushBefore
     }
 
@@ -144,6 +167,7 @@ public final class SessionRecorder {
         flushBuffer()
         writer.enqueue(.finish(current))
         target = nil
+        hasTarget = false
         fileBytes = 0
         fileRecords = 0
     }
