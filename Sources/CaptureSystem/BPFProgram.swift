@@ -82,6 +82,19 @@ public struct BPFProgram: Sendable, Equatable {
         // take out (an inner one, or 0x9100 which it never untags) stay in the bytes, 4 each,
         // before the IP header; up to three are walked.
         assembler.label("ip")
+        // An RSPAN VLAN in a tag the kernel leaves in the bytes (0x9100): the tag control word
+        // is the first thing after the EtherType, i.e. at the network-header offset.
+        if !rspanVLANs.isEmpty {
+            assembler.emit(statement(loadWord, ancillary + protocolField))
+            assembler.jumpIf(equalTo: 0x9100, then: nil, else: "not-in-band-rspan")
+            assembler.emit(statement(loadHalf, networkOffset + 0))
+            assembler.emit(statement(BPF_ALU | BPF_AND | BPF_K, 0x0FFF))
+            for vid in rspanVLANs.prefix(200) { assembler.jumpIf(equalTo: Int32(vid), then: "in-band-return", else: nil) }
+            assembler.jump(to: "not-in-band-rspan")
+            assembler.label("in-band-return")
+            assembler.emit(statement(returnA, 0))
+            assembler.label("not-in-band-rspan")
+        }
         assembler.emit(statement(loadWord, ancillary + protocolField))
         for depth: Int32 in 0...3 {
             if depth > 0 {

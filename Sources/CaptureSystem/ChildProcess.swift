@@ -13,7 +13,16 @@ public enum ChildProcess {
         var pid: pid_t = 0
         var cArguments = arguments.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
-        let status = posix_spawn(&pid, "/bin/sh", nil, nil, &cArguments, environ)
+        // The collector blocks SIGINT/SIGTERM/SIGHUP in every thread; a child must not inherit
+        // that, or `kill`, `timeout` and systemd could not stop it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let status = posix_spawn(&pid, "/bin/sh", nil, &attributes, &cArguments, environ)
         guard status == 0 else { throw SystemError(call: "posix_spawn", subject: command, errno: status) }
         return pid
     }

@@ -86,6 +86,7 @@ final class CaptureWorker: @unchecked Sendable {
             }
             if !drained { PacketRing.waitForAny(rings, milliseconds: 20) }
         }
+        pipeline.finishReassembly()
         housekeeping(monotonicNow: Clock.monotonicNanoseconds())
         storage.finishAllFiles(recorders: pipeline.recorders)
     }
@@ -103,7 +104,9 @@ final class CaptureWorker: @unchecked Sendable {
         if let update = pendingRules.withLock({ pending in defer { pending = nil }; return pending }) {
             pipeline.update(sessionRules: update.rules, acceptUnknownSessions: update.acceptUnknown)
         }
-        storage.tick(wallClockNanoseconds: Clock.realtimeNanoseconds(), recorders: recorders)
+        let wallClock = Clock.realtimeNanoseconds()
+        pipeline.expireFragments(asOf: wallClock)
+        storage.tick(wallClockNanoseconds: wallClock, recorders: recorders)
         let snapshot = pipeline.summary()
         published.withLock { $0 = snapshot }
     }

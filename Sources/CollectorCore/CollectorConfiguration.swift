@@ -16,6 +16,16 @@ public struct CollectorConfiguration: Sendable {
     public var allowedExporters: [IPPrefix] = []
     public var bufferSize: Int = 1 << 20
     public var maximumBufferMemory: Int = 256 << 20
+    /// Drop transport duplicates: same session, GRE sequence number and bytes (counted as
+    /// `discarded.duplicate`). Off by default: every frame is written.
+    public var dropDuplicates = false
+    /// Sessions one capture thread keeps at most; traffic for more is discarded as
+    /// `unknown_session.session_limit`.
+    public var maximumSessions = 4096
+    /// A session without frames for this long finishes its file (frees the descriptor).
+    public var idleTimeoutSeconds: Int? = 300
+    /// Fragment reassembly: timeout and memory caps.
+    public var reassemblyLimits = FragmentReassembler.Limits()
 
     // Service (live capture) settings.
     /// Finished files may take at most this many bytes in total; the oldest go first, across sessions.
@@ -51,6 +61,12 @@ public struct CollectorConfiguration: Sendable {
         if let keepFiles, keepFiles < 1 { problems.append(.init(key: "keep-files", message: "must be at least 1")) }
         for vlan in rspanVLANs where vlan > 4094 || vlan == 0 {
             problems.append(.init(key: "rspan-vlan", message: "\(vlan) is not a VLAN ID (1-4094)"))
+        }
+        if maximumSessions < 1 || maximumSessions > 1_000_000 {
+            problems.append(.init(key: "max-sessions", message: "must be 1-1000000"))
+        }
+        if let idleTimeoutSeconds, idleTimeoutSeconds < 1 {
+            problems.append(.init(key: "idle-timeout", message: "must be at least 1 second"))
         }
         if vxlanPorts.isEmpty { problems.append(.init(key: "vxlan-port", message: "at least one port is needed")) }
         if vxlanPorts.count > VXLANPorts.capacity {
@@ -175,6 +191,7 @@ public struct CollectorConfiguration: Sendable {
         storage.maximumBufferMemory = maximumBufferMemory
         storage.handoff = handoff
         storage.maximumDiskUsage = maximumDiskUsage
+        storage.idleTimeoutNanoseconds = idleTimeoutSeconds.map { UInt64($0) * 1_000_000_000 }
         switch minimumFreeSpace {
         case .bytes(let bytes): storage.minimumFreeSpace = .bytes(bytes)
         case .percent(let percent): storage.minimumFreeSpace = .percent(percent)

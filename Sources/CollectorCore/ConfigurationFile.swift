@@ -18,7 +18,7 @@ public enum ConfigurationFile {
     public static let topLevelKeys = [
         "output", "format", "rotate_size", "rotate_interval", "keep_files", "rspan_vlans", "vxlan_ports",
         "allow_exporters", "buffer_size", "max_buffer_memory", "max_disk_usage", "min_free_space",
-        "post_rotate_command", "post_rotate_concurrency", "metrics_listen", "accept_unknown_sessions", "capture", "session",
+        "post_rotate_command", "post_rotate_concurrency", "max_sessions", "idle_timeout", "drop_duplicates", "metrics_listen", "accept_unknown_sessions", "capture", "session",
     ]
     /// Keys of the `[capture]` table.
     public static let captureKeys = [
@@ -232,6 +232,12 @@ private struct Reader {
             case "post_rotate_command": configuration.postRotateCommand = string(value, key)
             case "post_rotate_concurrency":
                 if let count = integer(value, key) { configuration.postRotateConcurrency = count }
+            case "max_sessions":
+                if let count = integer(value, key) { configuration.maximumSessions = count }
+            case "idle_timeout":
+                if let seconds = integer(value, key) { configuration.idleTimeoutSeconds = seconds }
+            case "drop_duplicates":
+                if let flag = bool(value, key) { configuration.dropDuplicates = flag }
             case "metrics_listen":
                 if let text = string(value, key) { configuration.metricsListen = text == "off" ? nil : text }
             case "accept_unknown_sessions":

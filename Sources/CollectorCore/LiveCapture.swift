@@ -78,11 +78,20 @@ public final class LiveCapture: @unchecked Sendable {
         }
         let fanout = BPFProgram.sessionAffinityFanout(rspanVLANs: configuration.rspanVLANs)
 
+        var storageConfiguration = configuration.storageConfiguration(handoff: .drop)
+        storageConfiguration.writerThreads = options.writerThreads
+        storageConfiguration.maximumBuffersInFlight = options.queueDepth
+        do {
+            hook = try PostRotateHook.make(for: configuration, logger: logger)
+        } catch {
+            throw .output(error)
+        }
         // Files a crash (or SIGKILL) left as .part: cut to their last whole record, renamed.
         for result in Recovery.recoverPartFiles(in: configuration.outputDirectory) {
             switch result.action {
             case .renamed(let path):
                 logger.notice("recovered unfinished file", metadata: ["path": "\(path)", "records": "\(result.recordsKept)", "bytes_cut": "\(result.bytesCut)"])
+                hook?.enqueue(path: path)  // a finished file like any other
             case .removed:
                 logger.notice("removed unfinished file without a whole record", metadata: ["path": "\(result.path)"])
             case .keptBecauseFinalNameExists(let path):
@@ -91,14 +100,10 @@ public final class LiveCapture: @unchecked Sendable {
                 logger.error("could not recover unfinished file", metadata: ["path": "\(result.path)", "error": "\(error)"])
             }
         }
-
-        var storageConfiguration = configuration.storageConfiguration(handoff: .drop)
-        storageConfiguration.writerThreads = options.writerThreads
-        storageConfiguration.maximumBuffersInFlight = options.queueDepth
         do {
-            hook = try PostRotateHook.make(for: configuration, logger: logger)
             storage = try Storage(configuration: storageConfiguration, events: StorageEventLogger(logger: logger, hook: hook).handle)
         } catch {
+            hook?.finish()
             throw .output(error)
         }
 

@@ -1,5 +1,6 @@
 public import MirrorDecoding
 public import PcapStorage
+import PcapFormat
 
 /// The per-frame path: decode, authorize, find the session, account the sequence number and
 /// append the frame to the session's files. One pipeline per capture thread; nothing in it is
@@ -22,6 +23,14 @@ public final class Pipeline {
     private var rejectedKeys = RejectedSessionKeys()
 
     private var sessionIndex: [SessionKey: Session] = [:]
+    /// Why `newSession` last refused: not configured, or over the session cap.
+    private var refusal = DiscardReason.sessionNotConfigured
+    let maximumSessions: Int
+    /// Drop transport duplicates (`--drop-duplicates`); off by default, frames are kept.
+    let dropDuplicates: Bool
+    private let reassembler: FragmentReassembler
+    /// Fragments held by the reassembler: received, not yet written or discarded.
+    public private(set) var pendingFragments = 0
     private(set) var sessions: [Session] = []
     /// Direct-mapped cache of recently used sessions, checked before the dictionary.
     private static let cacheSize = 256
@@ -40,6 +49,9 @@ public final class Pipeline {
         self.storage = storage
         allowedExporters = configuration.allowedExporters
         hasAllowList = !configuration.allowedExporters.isEmpty
+        maximumSessions = configuration.maximumSessions
+        dropDuplicates = configuration.dropDuplicates
+        reassembler = FragmentReassembler(limits: configuration.reassemblyLimits)
         self.interfaceNames = interfaceNames
         sessionRules = SessionRules(configuration.sessionRules)
         acceptUnknownSessions = configuration.acceptUnknownSessions
@@ -54,9 +66,66 @@ public final class Pipeline {
         received += 1
         var frame = MirrorFrame()
         if let reason = decoder.decode(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag, into: &frame) {
-            discards[Int(reason.rawValue)] += 1
+            if reason == .ipFragment, linkType == .ethernet {
+                reassemble(bytes, wireLength: wireLength, timestampNanoseconds: timestampNanoseconds, offloadedTag: offloadedTag, interface: interface)
+            } else {
+                discards[Int(reason.rawValue)] += 1
+            }
             return
         }
+        accept(frame, bytes: bytes, timestampNanoseconds: timestampNanoseconds, interface: interface)
+    }
+
+    /// A fragment: held until its datagram is complete, which then goes through the frame path
+    /// as one frame. Accounting: the fragments of a rebuilt datagram count as one received
+    /// frame (as live capture sees it after the kernel's fanout DEFRAG); fragments that never
+    /// make it (overlap, timeout, caps) each count as received and discarded.
+    private func reassemble(
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, timestampNanoseconds: UInt64, offloadedTag: VLANTag?, interface: UInt32
+    ) {
+        switch reassembler.add(bytes, wireLength: wireLength, timestampNanoseconds: timestampNanoseconds, offloadedTag: offloadedTag) {
+        case .pending:
+            pendingFragments += 1
+        case .discarded(let reason):
+            discards[Int(reason.rawValue)] += 1
+        case .completed(let datagram, let fragments):
+            pendingFragments -= fragments - 1
+            received -= Int64(fragments - 1)
+            var frame = MirrorFrame()
+            // The link layer's tag went into the datagram's bytes only if it was in the first
+            // fragment's bytes; an offloaded tag stays offloaded.
+            if let reason = decoder.decode(datagram, wireLength: datagram.count, offloadedTag: offloadedTag, into: &frame) {
+                discards[Int(reason.rawValue)] += 1
+            } else {
+                accept(frame, bytes: datagram, timestampNanoseconds: timestampNanoseconds, interface: interface)
+            }
+        }
+        countReassemblyDiscards()
+    }
+
+    private func countReassemblyDiscards() {
+        for (reason, count) in reassembler.takeDiscards() {
+            discards[Int(reason.rawValue)] += Int64(count)
+            pendingFragments -= count
+        }
+    }
+
+    /// Gives up every incomplete datagram (end of a replay, shutdown): their fragments are
+    /// discarded as `malformed.ip_fragment_incomplete`, so the accounting law holds exactly.
+    public func finishReassembly() {
+        reassembler.flush()
+        countReassemblyDiscards()
+    }
+
+    /// Gives up datagrams older than the reassembly timeout (periodic, live capture).
+    public func expireFragments(asOf timestampNanoseconds: UInt64) {
+        reassembler.expire(asOf: timestampNanoseconds)
+        countReassemblyDiscards()
+    }
+
+    /// A decoded mirror frame: authorize, find the session, account, append.
+    @inline(__always)
+    private func accept(_ frame: MirrorFrame, bytes: UnsafeRawBufferPointer, timestampNanoseconds: UInt64, interface: UInt32) {
         if hasAllowList, frame.encapsulation != .rspan, !isAllowed(frame.exporter) {
             discards[Int(DiscardReason.exporterNotAllowed.rawValue)] += 1
             return
@@ -75,19 +144,59 @@ public final class Pipeline {
             session = Unmanaged.passUnretained(created)
             cache[slot] = session
         } else {
-            discards[Int(DiscardReason.sessionNotConfigured.rawValue)] += 1
+            discards[Int(refusal.rawValue)] += 1
             return
         }
         session._withUnsafeGuaranteedRef { session in
-            if frame.hasSequence { session.sequence.observe(frame.sequence) }
-            session.recorderOnFramePath._withUnsafeGuaranteedRef { recorder in
-                if frame.isTruncated || frame.innerCapturedLength > recorder.maximumCapturedLength { session.truncated += 1 }
-                recorder.append(
-                    timestampNanoseconds: timestampNanoseconds, source: bytes, offset: frame.innerOffset,
-                    capturedLength: frame.innerCapturedLength, removedOffset: frame.removedOffset,
-                    removedLength: frame.removedLength, wireLength: frame.innerWireLength)
+            if dropDuplicates, frame.hasSequence {
+                // A transport duplicate: the number seen before and the same bytes.
+                // The first frame seen with a number is the reference its repeats are compared to.
+                let fingerprint = Self.fingerprint(bytes, offset: frame.innerOffset, count: frame.innerCapturedLength)
+                if session.sequence.hasSeen(frame.sequence) {
+                    if session.recentFingerprint(frame.sequence) == fingerprint {
+                        session.sequence.observe(frame.sequence)  // still counted as a duplicate
+                        discards[Int(DiscardReason.transportDuplicate.rawValue)] += 1
+                        return
+                    }
+                } else {
+                    session.remember(frame.sequence, fingerprint: fingerprint)
+                }
             }
+            if frame.isRawIP, !session.writesMetadata {
+                // pcap: one link type per file, so raw IP has its own `-ip` series.
+                record(frame, bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: rawIPSession(of: session))
+            } else {
+                record(frame, bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: session)
+            }
+            // After the append: a gap this frame reveals belongs to the file it lands in (the
+            // recorder reads the accounting when a file starts and ends).
+            if frame.hasSequence { session.sequence.observe(frame.sequence) }
         }
+    }
+
+    /// Appends a decoded frame to `session`'s files, with its metadata when they are pcapng.
+    @inline(__always)
+    private func record(_ frame: MirrorFrame, bytes: UnsafeRawBufferPointer, timestampNanoseconds: UInt64, in session: Session) {
+        session.recorderOnFramePath._withUnsafeGuaranteedRef { recorder in
+            if frame.isTruncated || frame.innerCapturedLength > recorder.maximumCapturedLength { session.truncated += 1 }
+            recorder.append(
+                timestampNanoseconds: timestampNanoseconds, source: bytes, offset: frame.innerOffset,
+                capturedLength: frame.innerCapturedLength, removedOffset: frame.removedOffset,
+                removedLength: frame.removedLength, wireLength: frame.innerWireLength,
+                annotations: session.writesMetadata ? RecordAnnotations(frame) : .none)
+        }
+    }
+
+    /// FNV-1a over the mirrored frame: enough to tell a repeated copy from a different frame
+    /// that reuses a sequence number (the exporter's business, not an attack surface: a
+    /// collision only keeps a duplicate).
+    @inline(__always)
+    static func fingerprint(_ bytes: UnsafeRawBufferPointer, offset: Int, count: Int) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for index in offset..<(offset + count) {
+            hash = (hash ^ UInt64(bytes[index])) &* 0x0000_0100_0000_01B3
+        }
+        return hash | 1  // never 0: 0 marks an empty slot
     }
 
     @inline(__always)
@@ -104,7 +213,14 @@ public final class Pipeline {
     /// matching session rule, or by default; nil when it matches no rule and unknown sessions
     /// are refused (remembered, so the next frame of the key costs no rule scan).
     private func newSession(key: SessionKey, encapsulation: Encapsulation) -> Session? {
+        refusal = .sessionNotConfigured
         if !acceptUnknownSessions, rejectedKeys.contains(key) { return nil }
+        // The session cap: hostile or broken senders cannot make unbounded state (each session
+        // holds a buffer, files and counters). Checked per refused frame: one dictionary miss.
+        guard sessions.count < maximumSessions else {
+            refusal = .sessionLimit
+            return nil
+        }
         let interfaceName = Int(key.interface) < interfaceNames.count ? interfaceNames[Int(key.interface)] : "if\(key.interface)"
         let rule = sessionRules.isEmpty ? nil : sessionRules.firstMatch(key, interfaceName: interfaceName)
         if rule == nil, !acceptUnknownSessions {
@@ -119,8 +235,28 @@ public final class Pipeline {
         let recorder = storage.makeRecorder(
             sessionName: name, linkType: 1, interfaceDescription: description, overrides: overrides)
         // The storage may have had to make the name unique (see Storage.makeRecorder).
-        let session = Session(key: key, name: recorder.files.name, encapsulation: encapsulation, recorder: recorder)
+        let session = Session(
+            key: key, name: recorder.files.name, encapsulation: encapsulation, recorder: recorder,
+            writesMetadata: storage.configuration.format == .pcapng, overrides: overrides, interfaceDescription: description)
+        recorder.sequenceSource = session
         sessionIndex[key] = session
+        sessions.append(session)
+        return session
+    }
+
+    /// The `<name>-ip` series of `parent` (pcap output): raw-IP frames (ERSPAN III FT = 2) in
+    /// files of link type 101, made at the first such frame. It is a session of its own in the
+    /// summary (same key, encapsulation and ID) but not in the index: frames reach it only
+    /// through `parent`, whose sequence accounting covers both.
+    private func rawIPSession(of parent: Session) -> Session {
+        if let existing = parent.rawIPSession { return existing }
+        let recorder = storage.makeRecorder(
+            sessionName: parent.name + "-ip", linkType: UInt32(LinkType.rawIP.rawValue),
+            interfaceDescription: parent.interfaceDescription, overrides: parent.overrides)
+        let session = Session(
+            key: parent.key, name: recorder.files.name, encapsulation: parent.encapsulation, recorder: recorder,
+            writesMetadata: false, overrides: parent.overrides, interfaceDescription: parent.interfaceDescription)
+        parent.rawIPSession = session
         sessions.append(session)
         return session
     }
@@ -156,9 +292,18 @@ public final class Pipeline {
             case .notMirror: summary.discarded.notMirror += count
             case .unknownSession: summary.discarded.unknownSession += count
             case .unauthorizedExporter: summary.discarded.unauthorizedExporter += count
+            case .duplicate: summary.discarded.duplicate += count
             }
         }
         for (index, entry) in Anomalies.all.enumerated() { summary.anomalies[entry.1] = anomalies[index] }
+        let statistics = reassembler.statistics
+        summary.reassembly.fragments = Int64(statistics.fragments)
+        summary.reassembly.datagrams = Int64(statistics.datagrams)
+        summary.reassembly.mergedFragments = Int64(statistics.mergedFragments)
+        summary.reassembly.incompleteDatagrams = Int64(statistics.incompleteDatagrams)
+        summary.reassembly.overlappingDatagrams = Int64(statistics.overlappingDatagrams)
+        summary.reassembly.limitedFragments = Int64(statistics.limitedFragments)
+        summary.reassembly.pendingFragments = Int64(pendingFragments)
         return summary
     }
 }

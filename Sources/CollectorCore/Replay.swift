@@ -44,6 +44,7 @@ public struct Replay {
             }
         }
         progress.finish()
+        pipeline.finishReassembly()
         storage.close()
         hook?.finish()
         let summary = pipeline.summary()

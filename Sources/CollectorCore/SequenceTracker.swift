@@ -25,13 +25,15 @@ struct SequenceTracker {
         seen = Array(repeating: 0, count: Self.window / 64)
     }
 
+    /// Returns true when `sequence` was already seen (a transport duplicate candidate).
     @inline(__always)
-    mutating func observe(_ sequence: UInt32) {
+    @discardableResult
+    mutating func observe(_ sequence: UInt32) -> Bool {
         guard started else {
             started = true
             next = sequence &+ 1
             mark(sequence)
-            return
+            return false
         }
         let distance = Int64(Int32(bitPattern: sequence &- next))
         if distance == 0 {
@@ -40,7 +42,7 @@ struct SequenceTracker {
         } else if distance > 0 {
             if distance >= Self.restartForward {
                 restart(at: sequence)
-                return
+                return false
             }
             lost += distance
             // The skipped numbers have not been seen: clear what their slots remember.
@@ -61,12 +63,21 @@ struct SequenceTracker {
                 restart(at: sequence)
             } else if back <= Int64(Self.window), isMarked(sequence) {
                 duplicates += 1
+                return true
             } else {
                 outOfOrder += 1
                 lost -= 1
                 if back <= Int64(Self.window) { mark(sequence) }
             }
         }
+        return false
+    }
+
+    /// Whether `sequence` was seen already (within the window), without counting anything.
+    func hasSeen(_ sequence: UInt32) -> Bool {
+        guard started else { return false }
+        let back = -Int64(Int32(bitPattern: sequence &- next))
+        return back > 0 && back <= Int64(Self.window) && isMarked(sequence)
     }
 
     private mutating func restart(at sequence: UInt32) {

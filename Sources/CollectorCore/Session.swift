@@ -1,4 +1,5 @@
 import MirrorDecoding
+import PcapFormat
 import PcapStorage
 import Synchronization
 
@@ -46,7 +47,7 @@ struct SessionKey: Hashable {
 }
 
 /// One mirror session: its name, its counters and its files. Owned by one capture thread.
-final class Session {
+final class Session: SequenceStatisticsSource {
     let key: SessionKey
     let name: String
     /// The transport of the first frame seen (ERSPAN II and III share a session).
@@ -55,14 +56,48 @@ final class Session {
     /// The same recorder without reference counting, for the per-frame path (`recorder` owns it).
     let recorderOnFramePath: Unmanaged<SessionRecorder>
     var sequence = SequenceTracker()
-    var truncated: Int64 = 0
+    /// Fingerprints of recent frames by sequence number, as wide as the sequence tracker's
+    /// window (only with --drop-duplicates).
+    private var fingerprints: [UInt64] = []
 
-    init(key: SessionKey, name: String, encapsulation: Encapsulation, recorder: SessionRecorder) {
+    func recentFingerprint(_ sequence: UInt32) -> UInt64 {
+        fingerprints.isEmpty ? 0 : fingerprints[Int(sequence) & (SequenceTracker.window - 1)]
+    }
+
+    func remember(_ sequence: UInt32, fingerprint: UInt64) {
+        if fingerprints.isEmpty { fingerprints = Array(repeating: 0, count: SequenceTracker.window) }
+        fingerprints[Int(sequence) & (SequenceTracker.window - 1)] = fingerprint
+    }
+    var truncated: Int64 = 0
+    /// pcapng: records carry the transport's metadata (`RecordAnnotations`) and raw-IP frames
+    /// go to interface 1 of the same files. pcap: neither; raw IP goes to `rawIPSession`.
+    let writesMetadata: Bool
+    /// pcap only: the `<name>-ip` series (link type 101) of this session's raw-IP frames
+    /// (ERSPAN III FT = 2), made at the first one. It has the same key; its own summary entry
+    /// counts its frames, while sequence accounting stays with this session.
+    var rawIPSession: Session?
+    /// What the `-ip` series is made with: this session's rule overrides and description.
+    let overrides: StorageConfiguration.SessionOverrides
+    let interfaceDescription: String
+
+    init(
+        key: SessionKey, name: String, encapsulation: Encapsulation, recorder: SessionRecorder, writesMetadata: Bool = false,
+        overrides: StorageConfiguration.SessionOverrides = .init(), interfaceDescription: String = ""
+    ) {
         self.key = key
         self.name = name
         self.encapsulation = encapsulation
         self.recorder = recorder
         recorderOnFramePath = Unmanaged.passUnretained(recorder)
+        self.writesMetadata = writesMetadata
+        self.overrides = overrides
+        self.interfaceDescription = interfaceDescription
+    }
+
+    /// The GRE sequence accounting so far, for the recorder's per-file statistics block.
+    var sequenceStatistics: SequenceStatistics {
+        SequenceStatistics(
+            lost: sequence.lost, outOfOrder: sequence.outOfOrder, duplicates: sequence.duplicates, restarts: sequence.restarts)
     }
 
     /// The default name (docs/FORMATS.md): `<exporter>-erspan-<id>`, `<exporter>-erspan1`,
@@ -96,5 +131,43 @@ final class Session {
             files: recorder.files.filesFinished.load(ordering: .relaxed),
             droppedQueue: recorder.queueDroppedPackets,
             droppedWrite: writeDropped)
+    }
+}
+
+extension RecordAnnotations {
+    /// What a pcapng record says about `frame` (docs/FORMATS.md, "Per-packet metadata"): the
+    /// GRE and ERSPAN fields; nothing for VXLAN and RSPAN. Copies integers, allocates nothing.
+    @inline(__always)
+    init(_ frame: MirrorFrame) {
+        self.init()
+        isRawIP = frame.isRawIP
+        switch frame.encapsulation {
+        case .erspan1: transport = .erspan1
+        case .erspan2: transport = .erspan2
+        case .erspan3: transport = .erspan3
+        case .gre: transport = .greTEB
+        case .vxlan, .rspan: return
+        }
+        hasSequence = frame.hasSequence
+        sequence = frame.sequence
+        if let greKey = frame.greKey {
+            hasKey = true
+            key = greKey
+        }
+        let erspan = frame.erspan
+        sessionID = erspan.sessionID
+        vlan = erspan.vlan
+        classOfService = erspan.classOfService
+        encapsulationOrBSO = erspan.encapsulationOrBSO
+        truncated = erspan.truncated
+        index = erspan.index
+        timestamp = erspan.timestamp
+        granularity = erspan.granularity
+        securityGroupTag = erspan.securityGroupTag
+        hardwareID = erspan.hardwareID
+        frameType = erspan.frameType
+        egress = erspan.egress
+        hasPlatform = erspan.hasPlatform
+        platform = erspan.platform
     }
 }

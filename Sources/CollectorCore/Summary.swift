@@ -85,13 +85,37 @@ public struct Summary: Codable, Sendable, Equatable {
         public var notMirror: Int64 = 0
         public var unknownSession: Int64 = 0
         public var unauthorizedExporter: Int64 = 0
-        public var total: Int64 { malformed + notMirror + unknownSession + unauthorizedExporter }
+        /// Transport duplicates dropped (only with --drop-duplicates).
+        public var duplicate: Int64 = 0
+        public var total: Int64 { malformed + notMirror + unknownSession + unauthorizedExporter + duplicate }
 
         enum CodingKeys: String, CodingKey {
             case malformed
             case notMirror = "not_mirror"
             case unknownSession = "unknown_session"
             case unauthorizedExporter = "unauthorized_exporter"
+            case duplicate
+        }
+    }
+
+    /// Outer IP fragment reassembly (docs/COUNTERS.md: how fragments enter the law).
+    public struct Reassembly: Codable, Sendable, Equatable {
+        public var fragments: Int64 = 0
+        public var datagrams: Int64 = 0
+        public var mergedFragments: Int64 = 0
+        public var incompleteDatagrams: Int64 = 0
+        public var overlappingDatagrams: Int64 = 0
+        public var limitedFragments: Int64 = 0
+        /// Held right now: received but neither written nor discarded yet (0 at the end).
+        public var pendingFragments: Int64 = 0
+
+        enum CodingKeys: String, CodingKey {
+            case fragments, datagrams
+            case mergedFragments = "merged_fragments"
+            case incompleteDatagrams = "incomplete_datagrams"
+            case overlappingDatagrams = "overlapping_datagrams"
+            case limitedFragments = "limited_fragments"
+            case pendingFragments = "pending_fragments"
         }
     }
 
@@ -104,6 +128,7 @@ public struct Summary: Codable, Sendable, Equatable {
     public var discardReasons: [String: Int64] = [:]
     /// Frames written despite something unusual, e.g. `gre_checksum_bad`.
     public var anomalies: [String: Int64] = [:]
+    public var reassembly = Reassembly()
 
     enum CodingKeys: String, CodingKey {
         case sessions
@@ -112,6 +137,7 @@ public struct Summary: Codable, Sendable, Equatable {
         case dropped, discarded
         case discardReasons = "discard_reasons"
         case anomalies
+        case reassembly
     }
 
     public init() {}
@@ -130,15 +156,25 @@ public struct Summary: Codable, Sendable, Equatable {
             total.discarded.notMirror += part.discarded.notMirror
             total.discarded.unknownSession += part.discarded.unknownSession
             total.discarded.unauthorizedExporter += part.discarded.unauthorizedExporter
+            total.discarded.duplicate += part.discarded.duplicate
             total.discardReasons.merge(part.discardReasons, uniquingKeysWith: +)
             total.anomalies.merge(part.anomalies, uniquingKeysWith: +)
+            total.reassembly.fragments += part.reassembly.fragments
+            total.reassembly.datagrams += part.reassembly.datagrams
+            total.reassembly.mergedFragments += part.reassembly.mergedFragments
+            total.reassembly.incompleteDatagrams += part.reassembly.incompleteDatagrams
+            total.reassembly.overlappingDatagrams += part.reassembly.overlappingDatagrams
+            total.reassembly.limitedFragments += part.reassembly.limitedFragments
+            total.reassembly.pendingFragments += part.reassembly.pendingFragments
         }
         total.sessions.sort { $0.name < $1.name }
         return total
     }
 
-    /// Whether the accounting law holds.
-    public var isConserved: Bool { packetsReceived == packetsWritten + dropped.total + discarded.total }
+    /// Whether the accounting law holds (fragments held for reassembly are on their way: 0 at the end).
+    public var isConserved: Bool {
+        packetsReceived == packetsWritten + dropped.total + discarded.total + reassembly.pendingFragments
+    }
 
     /// Exactly one JSON document.
     public func jsonText() -> String {
@@ -172,7 +208,8 @@ public struct Summary: Codable, Sendable, Equatable {
         text += "\nreceived \(packetsReceived)  written \(packetsWritten)"
         text += "  dropped kernel \(dropped.kernel) queue \(dropped.queue) write \(dropped.write)"
         text += "  discarded malformed \(discarded.malformed) not_mirror \(discarded.notMirror)"
-        text += " unknown_session \(discarded.unknownSession) unauthorized_exporter \(discarded.unauthorizedExporter)\n"
+        text += " unknown_session \(discarded.unknownSession) unauthorized_exporter \(discarded.unauthorizedExporter)"
+        text += " duplicate \(discarded.duplicate)\n"
         let reasons = discardReasons.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !reasons.isEmpty { text += "reasons: " + reasons.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n" }
         let notable = anomalies.filter { $0.value > 0 }.sorted { $0.key < $1.key }

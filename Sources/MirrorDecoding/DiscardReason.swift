@@ -14,6 +14,9 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
     case ipv6Truncated
     case ipv6Header
     case ipFragment
+    case ipFragmentIncomplete
+    case ipFragmentOverlap
+    case ipFragmentLimit
     case greTruncated
     case greVersion
     case greRouting
@@ -37,12 +40,15 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
     case sessionLimit
     // unauthorized_exporter
     case exporterNotAllowed
+    // duplicate: a transport duplicate (same session, GRE sequence number and bytes), only
+    // with --drop-duplicates.
+    case transportDuplicate
 
     /// The accounting bucket the reason belongs to.
     public var bucket: DiscardBucket {
         switch self {
         case .linkTruncated, .vlanTruncated, .ipv4Truncated, .ipv4Header, .ipv6Truncated, .ipv6Header,
-            .ipFragment, .greTruncated, .greVersion, .greRouting, .erspanTruncated, .erspanVersion,
+            .ipFragment, .ipFragmentIncomplete, .ipFragmentOverlap, .ipFragmentLimit, .greTruncated, .greVersion, .greRouting, .erspanTruncated, .erspanVersion,
             .erspanPlatformTruncated, .erspanFrameType, .udpTruncated, .vxlanTruncated, .vxlanFlags,
             .vxlanGPEProtocol, .innerTruncated:
             return .malformed
@@ -52,6 +58,8 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
             return .unknownSession
         case .exporterNotAllowed:
             return .unauthorizedExporter
+        case .transportDuplicate:
+            return .duplicate
         }
     }
 
@@ -68,6 +76,9 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
         case .ipv6Truncated: "ipv6_truncated"
         case .ipv6Header: "ipv6_header"
         case .ipFragment: "ip_fragment"
+        case .ipFragmentIncomplete: "ip_fragment_incomplete"
+        case .ipFragmentOverlap: "ip_fragment_overlap"
+        case .ipFragmentLimit: "ip_fragment_limit"
         case .greTruncated: "gre_truncated"
         case .greVersion: "gre_version"
         case .greRouting: "gre_routing"
@@ -88,6 +99,7 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
         case .sessionNotConfigured: "not_configured"
         case .sessionLimit: "session_limit"
         case .exporterNotAllowed: "allow_list"
+        case .transportDuplicate: "transport"
         }
     }
 }
@@ -98,6 +110,7 @@ public enum DiscardBucket: UInt8, CaseIterable, Sendable {
     case notMirror
     case unknownSession
     case unauthorizedExporter
+    case duplicate
 
     /// The JSON key, e.g. `not_mirror`.
     public var name: String {
@@ -106,6 +119,7 @@ public enum DiscardBucket: UInt8, CaseIterable, Sendable {
         case .notMirror: "not_mirror"
         case .unknownSession: "unknown_session"
         case .unauthorizedExporter: "unauthorized_exporter"
+        case .duplicate: "duplicate"
         }
     }
 }

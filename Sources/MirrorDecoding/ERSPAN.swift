@@ -60,8 +60,12 @@ enum ERSPANHeader {
         return offset + typeIILength
     }
 
+    /// FT values: the mirrored frame is Ethernet, or an IP packet without link header.
+    static let frameTypeEthernet: UInt8 = 0
+    static let frameTypeIP: UInt8 = 2
+
     /// Parses a Type III header and its optional platform sub-header; returns the offset of the
-    /// mirrored frame. FT other than 0 (Ethernet) is rejected: it is not an Ethernet frame.
+    /// mirrored frame. FT is recorded, not judged: the decoder decides what it can write.
     static func parseTypeIII(
         _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, into metadata: inout ERSPANMetadata
     ) throws(DiscardReason) -> Int {
@@ -89,7 +93,6 @@ enum ERSPANHeader {
             metadata.hasPlatform = true
             cursor += platformLength
         }
-        guard metadata.frameType == 0 else { throw .erspanFrameType }
         return cursor
     }
 }

@@ -12,6 +12,11 @@ struct IPv4Header {
     /// captured bytes when the capture was snap-truncated.
     var datagramEnd: Int
     var isFragment: Bool
+    var destination: IPAddress
+    var identification: UInt16
+    /// Fragment offset in bytes, and the MF flag.
+    var fragmentOffset: Int
+    var moreFragments: Bool
 
     init(parsing bytes: UnsafeRawBufferPointer, at offset: Int, wireLength: Int) throws(DiscardReason) {
         guard bytes.count >= offset + Self.minimumLength else { throw .ipv4Truncated }
@@ -26,6 +31,10 @@ struct IPv4Header {
         }
         let fragmentWord = bytes.bigEndian16(at: offset + 6)
         isFragment = fragmentWord & 0x3FFF != 0  // MF or a non-zero fragment offset
+        fragmentOffset = Int(fragmentWord & 0x1FFF) * 8
+        moreFragments = fragmentWord & 0x2000 != 0
+        identification = bytes.bigEndian16(at: offset + 4)
+        destination = IPAddress(ipv4: bytes.bigEndian32(at: offset + 16))
         protocolNumber = bytes.byte(at: offset + 9)
         source = IPAddress(ipv4: bytes.bigEndian32(at: offset + 12))
         payloadOffset = offset + headerLength

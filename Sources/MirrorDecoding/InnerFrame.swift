@@ -1,12 +1,44 @@
 /// Facts about the decapsulated (inner) Ethernet frame that need a look inside it: its
 /// original length according to its own IP header, and whether it is itself a mirror stream.
 enum InnerFrame {
-    /// Both facts in one walk of the inner headers.
+    /// Both facts in one walk of the inner headers (the per-frame path; the two functions
+    /// below say the same thing one at a time and are what the tests pin down).
     @inline(__always)
     static func inspect(
         _ bytes: UnsafeRawBufferPointer, at offset: Int, count: Int, vxlanPorts: VXLANPorts
     ) -> (statedLength: Int?, isNestedMirror: Bool) {
-        (statedLength(bytes, at: offset, count: count), isNestedMirror(bytes, at: offset, count: count, vxlanPorts: vxlanPorts))
+        var typeOffset = offset + 12
+        var tags = 0
+        while count >= typeOffset - offset + 2 {
+            let etherType = bytes.bigEndian16(at: typeOffset)
+            let ipOffset = typeOffset + 2
+            let available = count - (ipOffset - offset)
+            switch etherType {
+            case 0x0800:
+                guard available >= 4, bytes.byte(at: ipOffset) >> 4 == 4 else { return (nil, false) }
+                let stated = ipOffset - offset + Int(bytes.bigEndian16(at: ipOffset + 2))
+                guard tags <= 1, available >= 20 else { return (stated, false) }
+                let protocolNumber = bytes.byte(at: ipOffset + 9)
+                if protocolNumber == IPv4Header.protocolGRE { return (stated, true) }
+                let headerLength = Int(bytes.byte(at: ipOffset) & 0x0F) * 4
+                guard protocolNumber == IPv4Header.protocolUDP, available >= headerLength + 4 else { return (stated, false) }
+                return (stated, vxlanPorts.contains(bytes.bigEndian16(at: ipOffset + headerLength + 2)))
+            case 0x86DD:
+                guard available >= 6, bytes.byte(at: ipOffset) >> 4 == 6 else { return (nil, false) }
+                let stated = ipOffset - offset + 40 + Int(bytes.bigEndian16(at: ipOffset + 4))
+                guard tags <= 1, available >= 44 else { return (stated, false) }
+                let next = bytes.byte(at: ipOffset + 6)
+                if next == IPv4Header.protocolGRE { return (stated, true) }
+                return (stated, next == IPv4Header.protocolUDP && vxlanPorts.contains(bytes.bigEndian16(at: ipOffset + 42)))
+            case 0x8100, 0x88A8, 0x9100:
+                tags += 1
+                guard tags <= 2 else { return (nil, false) }
+                typeOffset += 4
+            default:
+                return (nil, false)
+            }
+        }
+        return (nil, false)
     }
 
     /// The inner frame's length as its IPv4/IPv6 header states it (L2 header + IP length), or

@@ -135,6 +135,10 @@ public struct MirrorDecoder: Sendable {
 
         frame.innerCapturedLength = end - frame.innerOffset
         frame.innerWireLength = datagramEnd - frame.innerOffset
+        if frame.isRawIP {
+            try rawIPFrame(bytes, snapTruncated: snapTruncated, into: &frame)
+            return
+        }
         guard frame.innerCapturedLength >= EthernetHeader.length else { throw .innerTruncated }
         frame.isTruncated = snapTruncated || frame.erspan.truncated
         let inner = InnerFrame.inspect(bytes, at: frame.innerOffset, count: frame.innerCapturedLength, vxlanPorts: configuration.vxlanPorts)
@@ -176,6 +180,13 @@ public struct MirrorDecoder: Sendable {
                 frame.reset(encapsulation: .erspan3, exporter: exporter, innerOffset: 0)
                 frame.innerOffset = try ERSPANHeader.parseTypeIII(bytes, at: gre.payloadOffset, end: end, into: &frame.erspan)
                 if gre.protocolType != GREHeader.protocolERSPANTypeIII { anomalies.insert(.erspanVersionMismatch) }
+                // PROTOCOLS.md B.1 step 8: FT 0 Ethernet, FT 2 raw IP; any other FT is counted
+                // (FT 7 exists in the wild, with an unexplained prefix), never guessed at.
+                switch frame.erspan.frameType {
+                case ERSPANHeader.frameTypeEthernet: break
+                case ERSPANHeader.frameTypeIP: frame.isRawIP = true
+                default: throw .erspanFrameType
+                }
             default:
                 throw .erspanVersion
             }
@@ -188,6 +199,38 @@ public struct MirrorDecoder: Sendable {
         }
         frame.greKey = gre.key
         frame.anomalies.formUnion(anomalies)
+    }
+
+    /// The inner frame of ERSPAN III FT = 2: an IPv4 or IPv6 packet without link header. It
+    /// needs a whole minimal IPv4 header (20 bytes) and a version nibble of 4 or 6; its own
+    /// length field reveals truncation and a nested mirror as for Ethernet inner frames.
+    private func rawIPFrame(_ bytes: UnsafeRawBufferPointer, snapTruncated: Bool, into frame: inout MirrorFrame) throws(DiscardReason) {
+        let offset = frame.innerOffset
+        let count = frame.innerCapturedLength
+        guard count >= IPv4Header.minimumLength else { throw .innerTruncated }
+        let version = bytes.byte(at: offset) >> 4
+        guard version == 4 || version == 6 else { throw .erspanFrameType }
+        frame.isTruncated = snapTruncated || frame.erspan.truncated
+        let stated = version == 4 ? Int(bytes.bigEndian16(at: offset + 2)) : 40 + Int(bytes.bigEndian16(at: offset + 4))
+        if stated > frame.innerWireLength {
+            frame.innerWireLength = stated
+            frame.isTruncated = true
+        }
+        let nested: Bool
+        if version == 4 {
+            let protocolNumber = bytes.byte(at: offset + 9)
+            let headerLength = Int(bytes.byte(at: offset) & 0x0F) * 4
+            nested =
+                protocolNumber == IPv4Header.protocolGRE
+                || (protocolNumber == IPv4Header.protocolUDP && count >= headerLength + 4
+                    && configuration.vxlanPorts.contains(bytes.bigEndian16(at: offset + headerLength + 2)))
+        } else {
+            let next = bytes.byte(at: offset + 6)
+            nested =
+                next == IPv4Header.protocolGRE
+                || (next == IPv4Header.protocolUDP && count >= 44 && configuration.vxlanPorts.contains(bytes.bigEndian16(at: offset + 42)))
+        }
+        if nested { frame.anomalies.insert(.nestedMirror) }
     }
 
     /// An RSPAN frame: the whole captured frame minus exactly the RSPAN tag (inner tags stay).

@@ -65,6 +65,9 @@ public struct MirrorFrame: Sendable {
     public var removedOffset: Int
     public var removedLength: Int
 
+    /// The original frame is an IP packet without link header (ERSPAN III FT = 2), written with
+    /// link type 101 (LINKTYPE_RAW); otherwise it is Ethernet.
+    public var isRawIP: Bool
     /// The frame is shorter than it was: ERSPAN T bit, snap truncation, or the inner IP header
     /// proves more bytes existed.
     public var isTruncated: Bool
@@ -95,6 +98,7 @@ public struct MirrorFrame: Sendable {
         innerWireLength = 0
         removedOffset = 0
         removedLength = 0
+        isRawIP = false
         isTruncated = false
         anomalies = []
         erspan = ERSPANMetadata()

@@ -37,6 +37,8 @@ public final class Storage: @unchecked Sendable {
     /// A recorder for a new session. `name` must already be validated (it becomes a directory).
     /// A name already in use (two capture threads met the same session, which session-affine
     /// fanout should prevent) gets a `~2`, `~3`, ... suffix: two writers never share a directory.
+    /// `linkType` is the file's (pcap) or interface 0's (pcapng) link type; pcapng recorders
+    /// also get interface 1 (LINKTYPE_RAW, same name and description) for raw-IP records.
     public func makeRecorder(
         sessionName requested: String, linkType: UInt32, interfaceDescription: String,
         overrides: StorageConfiguration.SessionOverrides = .init()
@@ -56,8 +58,14 @@ public final class Storage: @unchecked Sendable {
                 keepFiles: sessionConfiguration.keepFiles)
             let header = configuration.format.fileHeader(
                 linkType: linkType, interfaceName: name, interfaceDescription: interfaceDescription)
+            let rawIPInterface =
+                configuration.format == .pcapng
+                ? InterfaceDescriptionBlock.bytes(
+                    linkType: InterfaceDescriptionBlock.linkTypeRawIP, name: name, description: interfaceDescription)
+                : []
             let recorder = SessionRecorder(
-                files: files, storage: self, writer: writers[writerIndex], header: header, configuration: sessionConfiguration)
+                files: files, storage: self, writer: writers[writerIndex], header: header, rawIPInterface: rawIPInterface,
+                configuration: sessionConfiguration)
             recorders.append(recorder)
             return recorder
         }
@@ -89,6 +97,7 @@ public final class Storage: @unchecked Sendable {
         let flushBefore = monotonic &- configuration.flushIntervalNanoseconds
         for recorder in subset ?? recordersLock.withLock({ recorders }) {
             recorder.rotateIfIntervalEnded(now: now)
+            if let idle = configuration.idleTimeoutNanoseconds { recorder.finishIfIdle(monotonicNow: monotonic, idleFor: idle) }
             if recorder.hasStaleBuffer(olderThan: flushBefore) { recorder.flushBuffer() }
         }
     }

@@ -19,6 +19,8 @@ public struct StorageConfiguration: Sendable {
     public var rotateIntervalSeconds: Int?
     /// Keep only the newest N finished files per session.
     public var keepFiles: Int?
+    /// A session whose file got no frame for this long finishes it (live capture housekeeping).
+    public var idleTimeoutNanoseconds: UInt64?
     /// Finished files of all sessions together may take at most this many bytes.
     public var maximumDiskUsage: Int?
     /// Free space to keep on the output filesystem.

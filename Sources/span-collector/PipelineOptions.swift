@@ -60,6 +60,15 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("At most N post-rotate commands at a time (default 2).", valueName: "n"))
     var postRotateConcurrency: Int?
 
+    @Flag(name: .long, help: "Drop transport duplicates (same session, GRE sequence number and bytes); counted as discarded.duplicate.")
+    var dropDuplicates = false
+
+    @Option(name: .long, help: ArgumentHelp("Sessions per capture thread at most (default 4096); traffic for more counts as unknown_session.session_limit.", valueName: "n"))
+    var maxSessions: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Finish a session's file after this many seconds without frames (default 300).", valueName: "seconds"))
+    var idleTimeout: Int?
+
     @Option(name: .long, help: ArgumentHelp("Keep mirror traffic that matches no [[session]] of the configuration file (default true); false counts it as discarded.unknown_session.", valueName: "true|false"))
     var acceptUnknownSessions: Bool?
 
@@ -134,6 +143,9 @@ struct PipelineOptions: ParsableArguments {
         }
         if let postRotateCommand { configuration.postRotateCommand = postRotateCommand }
         if let postRotateConcurrency { configuration.postRotateConcurrency = postRotateConcurrency }
+        if let maxSessions { configuration.maximumSessions = maxSessions }
+        if dropDuplicates { configuration.dropDuplicates = true }
+        if let idleTimeout { configuration.idleTimeoutSeconds = idleTimeout }
         if let acceptUnknownSessions { configuration.acceptUnknownSessions = acceptUnknownSessions }
         if let metricsListen { configuration.metricsListen = metricsListen == "off" ? nil : metricsListen }
 

@@ -205,6 +205,12 @@ struct BPFMachine {
         for (session, values) in valueBySession {
             #expect(values.count == 1, "\(session) maps to \(values.count) fanout values")
         }
+        // An RSPAN VLAN in a 0x9100 tag (left in the bytes) maps like the same VLAN untagged by
+        // the kernel: to its VID.
+        var inBand = try Self.fixtureFrames("v23_rspan.pcap")[0]
+        inBand[12] = 0x91
+        #expect(BPFMachine.run(program, on: .init(wire: inBand)) == 999)
+        #expect(BPFMachine.run(program, on: .init(wire: try Self.fixtureFrames("v23_rspan.pcap")[0])) == 999)
         // And sessions spread: at least two different workers out of four.
         #expect(Set(valueBySession.values.compactMap(\.first).map { $0 % 4 }).count >= 2)
     }

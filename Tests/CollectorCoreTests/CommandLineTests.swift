@@ -18,7 +18,7 @@ import Testing
         let dropped = try #require(object["dropped"] as? [String: Int])
         #expect(Set(dropped.keys) == ["kernel", "queue", "write"])
         let discarded = try #require(object["discarded"] as? [String: Int])
-        #expect(Set(discarded.keys) == ["malformed", "not_mirror", "unknown_session", "unauthorized_exporter"])
+        #expect(Set(discarded.keys) == ["malformed", "not_mirror", "unknown_session", "unauthorized_exporter", "duplicate"])
         let sessions = try #require(object["sessions"] as? [[String: Any]])
         #expect(!sessions.isEmpty)
         for session in sessions {

@@ -44,10 +44,26 @@ struct FixtureManifest: Decodable {
         var discarded: [String: Int64]
         var reasons: [String: Int64]
         var anomalies: [String: Int64]?
+        var reassembly: ReassemblyExpectation?
         enum CodingKeys: String, CodingKey {
-            case input, description, options, sessions, discarded, reasons, anomalies
+            case input, description, options, sessions, discarded, reasons, anomalies, reassembly
             case packetsReceived = "packets_received"
             case packetsWritten = "packets_written"
+        }
+    }
+
+    struct ReassemblyExpectation: Decodable {
+        var fragments: Int64
+        var datagramsReassembled: Int64
+        var fragmentsMerged: Int64
+        var overlappingDatagrams: Int64
+        var incompleteDatagrams: Int64
+        enum CodingKeys: String, CodingKey {
+            case fragments
+            case datagramsReassembled = "datagrams_reassembled"
+            case fragmentsMerged = "fragments_merged"
+            case overlappingDatagrams = "overlapping_datagrams"
+            case incompleteDatagrams = "incomplete_datagrams"
         }
     }
 

@@ -107,7 +107,7 @@ final class CollectorProcess: @unchecked Sendable {
         try process.run()
         let pipe = stdoutPipe
         DispatchQueue.global().async { [self] in
-            stdoutData = pipe.fileHandleForReading.readDataToEndOfFile()
+            stdoutData = TestSupport.readToEnd(pipe.fileHandleForReading.fileDescriptor)
             readDone.signal()
         }
         // Ready once it logs "capturing" (bounded).

@@ -3,6 +3,10 @@ import Foundation
 import PcapFormat
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Paths, temporary directories, child processes and pcap reading for the tests.
 enum TestSupport {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -41,8 +45,8 @@ enum TestSupport {
         nonisolated(unsafe) var outData = Data()
         nonisolated(unsafe) var errData = Data()
         let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { outData = readToEnd(out.fileHandleForReading.fileDescriptor) }
+        DispatchQueue.global().async(group: group) { errData = readToEnd(err.fileHandleForReading.fileDescriptor) }
         if group.wait(timeout: .now() + timeout) == .timedOut {
             process.terminate()
             Issue.record("\(arguments) did not finish in \(timeout) s")
@@ -65,6 +69,24 @@ enum TestSupport {
         precondition(result.status == 0, result.standardError)
         return (path, directory + "/load.json")
     }()
+
+    /// Everything a pipe delivers until it closes. A plain read(2) loop that retries EINTR:
+    /// Foundation's readDataToEndOfFile traps when a signal (SIGCHLD from another child)
+    /// interrupts it.
+    static func readToEnd(_ fd: Int32) -> Data {
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                data.append(contentsOf: chunk[0..<count])
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return data
+            }
+        }
+    }
 
     /// The collector binary `swift build` made next to the test bundle (whatever the scratch
     /// path, e.g. `--scratch-path .build-config`), else the one in .build.

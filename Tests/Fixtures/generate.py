@@ -177,13 +177,14 @@ class Fixture:
         self.anomalies = {}
         self.seq_expect = {}       # name -> explicit expectations
         self.extra = {}            # extra manifest keys (reassembly section)
+        self.ng_frames = None      # pcapng expectations per written frame (see add(ng=...))
 
     def time(self, i):
         return BASE_TIME + i * STEP
 
     def add(self, pkt, *, session=None, encap=None, sid=None, frame=None, frame_caplen=None,
             frame_wirelen=None, seq=None, truncated=False, reason=None, anomalies=(),
-            caplen=None, wirelen=None, trailer=b"", check_embedded=True, at=None):
+            caplen=None, wirelen=None, trailer=b"", check_embedded=True, at=None, raw_ip=False, ng=None):
         """One input record.
 
         pkt      scapy packet (or bytes) of the whole outer frame as sent.
@@ -195,6 +196,13 @@ class Fixture:
                  frame_wirelen is its orig_len (defaults to the frame's full length).
         reason   dotted discard reason instead of a session.
         at       record index whose timestamp the output frame carries (reassembly).
+        raw_ip   the frame is raw IP (ERSPAN III FT=2): with pcap output it goes to the series
+                 `<session>-ip` (link type 101); `session` itself is still created (the frame
+                 is routed after the session lookup, with 0 packets if it has no other frame)
+                 and keeps the sequence accounting.
+        ng       pcapng expectation for this frame (ng_meta()): comment, epb_flags direction
+                 and error bits, interface (1 for raw IP). Fixtures with pcapng expectations
+                 give it for every written frame (None: no options, e.g. VXLAN).
         """
         full = bytes(pkt) + trailer
         wl = len(full) if wirelen is None else wirelen
@@ -221,17 +229,41 @@ class Fixture:
         if check_embedded:
             # self-check only (the oracle is fb itself): the inner bytes must be in the record
             assert fb in rec, (self.name, idx, "inner frame not embedded in the outer record")
-        s = self.sessions.get(session)
-        if s is None:
-            s = self.sessions[session] = {"encapsulation": encap, "id": sid, "frames": [],
-                                          "seqs": [], "truncated": 0}
+        owner = self.session_entry(session, encap, sid)
+        s = self.session_entry(session + "-ip", encap, sid, link_type=101) if raw_ip else owner
         assert s["id"] == sid, (self.name, session)
         s["frames"].append((fb, orig, idx if at is None else at))
         if seq is not None:
-            s["seqs"].append(seq)
+            owner["seqs"].append(seq)
         if truncated:
             s["truncated"] += 1
+        if self.ng_frames is not None:
+            entry = {"session": session, "interface": 1 if raw_ip else 0}
+            entry.update(ng or {"comment": None, "direction": None, "errors": []})
+            self.ng_frames.append(entry)
         return idx
+
+    def session_entry(self, session, encap, sid, link_type=1):
+        s = self.sessions.get(session)
+        if s is None:
+            s = self.sessions[session] = {"encapsulation": encap, "id": sid, "frames": [],
+                                          "seqs": [], "truncated": 0, "link_type": link_type}
+        return s
+
+    def pcapng_manifest(self):
+        """What the same input must give with --format pcapng: one file per session (the
+        `-ip` series folded into its session as interface 1), each frame's options in input
+        order, and the statistics block of each file."""
+        statistics = {}
+        for name, s in self.sessions.items():
+            if name.endswith("-ip") and name[:-3] in self.sessions:
+                continue
+            ref = ref_sequence(s["seqs"])
+            ip = self.sessions.get(name + "-ip", {"frames": []})
+            statistics[name] = {"records": [len(s["frames"]), len(ip["frames"])], "lost": ref["lost"],
+                                "out_of_order": ref["out_of_order"], "duplicates": ref["duplicates"],
+                                "restarts": 0}
+        return {"frames": self.ng_frames, "statistics": statistics}
 
     def expect_seq(self, session, lost=0, out_of_order=0, duplicates=0):
         self.seq_expect[session] = {"lost": lost, "out_of_order": out_of_order, "duplicates": duplicates}
@@ -253,6 +285,8 @@ class Fixture:
                 "duplicates": exp["duplicates"], "truncated": s["truncated"],
                 "frames": frame_file(self.name, name),
             }
+            if s["link_type"] != 1:
+                sessions[name]["link_type"] = s["link_type"]
         discarded = {b: 0 for b in BUCKETS}
         for r, n in self.reasons.items():
             discarded[r.split(".")[0]] += n
@@ -262,6 +296,8 @@ class Fixture:
              "sessions": sessions, "discarded": discarded,
              "reasons": dict(sorted(self.reasons.items())),
              "anomalies": dict(sorted(self.anomalies.items()))}
+        if self.ng_frames is not None:
+            m["pcapng"] = self.pcapng_manifest()
         m.update(self.extra)
         merged = self.extra.get("reassembly", {}).get("fragments_merged", 0)
         assert m["packets_received"] == written + sum(discarded.values()) + merged, self.name
@@ -287,13 +323,14 @@ class NsPcapNgWriter(PcapNgWriter):
         self.f.write(self.build_block(struct.pack("<I", 1), block_idb, options=opts))
 
 
-def write_records(path, records, pcapng=False):
-    """records: (data, Decimal time, wirelen). Classic pcap: ns magic, LINKTYPE_ETHERNET."""
+def write_records(path, records, pcapng=False, linktype=1):
+    """records: (data, Decimal time, wirelen). Classic pcap: ns magic, LINKTYPE_ETHERNET (or
+    `linktype`, 101 for the raw-IP series)."""
     if pcapng:
         w = NsPcapNgWriter(path)
         w.linktype = 1
     else:
-        w = PcapWriter(path, nano=True, linktype=1)
+        w = PcapWriter(path, nano=True, linktype=linktype)
     w.write_header(None)
     for data, t, wl in records:
         sec = int(t)
@@ -311,7 +348,7 @@ def write_fixture(fx, outdir):
     write_records(path, [(rec, fx.time(i), wl) for i, (rec, wl) in enumerate(fx.records)], fx.pcapng)
     for name, s in fx.sessions.items():
         write_records(os.path.join(outdir, frame_file(fx.name, name)),
-                      [(fb, fx.time(at), orig) for fb, orig, at in s["frames"]])
+                      [(fb, fx.time(at), orig) for fb, orig, at in s["frames"]], linktype=s["link_type"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +356,40 @@ def write_fixture(fx, outdir):
 
 def n_erspan(exp, sid):
     return "%s-erspan-%d" % (exp, sid)
+
+
+def platform_word(**kw):
+    """The raw 64 bits of a scapy ERSPAN_PlatformSpecific sub-header."""
+    return int.from_bytes(bytes(ERSPAN_PlatformSpecific(**kw)), "big")
+
+
+def ng_meta(transport, sid=None, seq=None, key=None, vlan=0, cos=0, en=0, bso=0, t=0, index=0, sgt=0,
+            hw=0, d=0, ft=0, gra=0, ts=0, platf=None):
+    """pcapng expectation of one frame, from the values its headers were built with: the
+    opt_comment (grammar in docs/FORMATS.md), the epb_flags direction (ERSPAN III only:
+    inbound for D=0, outbound for D=1) and link-layer error bits (BSO 01 too short, 10 too
+    long, 11 CRC)."""
+    if transport == "erspan1":
+        c = "erspan=1"
+    elif transport == "teb":
+        c = "gre=teb"
+    else:
+        c = "erspan=%d id=%d" % (2 if transport == "erspan2" else 3, sid)
+    if seq is not None:
+        c += " seq=%d" % seq
+    if key is not None:
+        c += " key=%d" % key
+    direction, errors = None, []
+    if transport == "erspan2":
+        c += " vlan=%d cos=%d en=%d t=%d index=%d" % (vlan, cos, en, t, index)
+    elif transport == "erspan3":
+        c += (" vlan=%d cos=%d bso=%d t=%d sgt=%d hw=%d dir=%s ft=%d gra=%d ts=0x%08x"
+              % (vlan, cos, bso, t, sgt, hw, "egress" if d else "ingress", ft, gra, ts))
+        if platf is not None:
+            c += " platf=%d:0x%016x" % (platf >> 58, platf)
+        direction = "outbound" if d else "inbound"
+        errors = {0: [], 1: ["too_short"], 2: ["too_long"], 3: ["crc"]}[bso]
+    return {"comment": c, "direction": direction, "errors": errors}
 
 
 def build_fixtures():
@@ -386,11 +457,74 @@ def build_fixtures():
               / ERSPAN_PlatformSpecific(platf_id=pid, info1=i1, info2=i2) / IN,
               session=n_erspan(EXP, 6), encap="erspan3", sid=6, frame=IN, seq=k)
 
-    f = fx("erspan3_frame_type", "V07 + M16: Type III FT=2 (raw IP payload) and FT=7 (8 zero bytes + Ethernet) "
-           "-> discarded malformed.erspan_frame_type (raw-IP output not implemented yet)")
-    f.add(o4() / G(0) / ERSPAN_III(session_id=70, ft=2) / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=2000)
-          / Raw(b"payload-ft2"), reason="malformed.erspan_frame_type")
+    f = fx("erspan3_frame_type", "V07 + M16: Type III FT=2 (raw IP payload) -> written as raw IP: with pcap to "
+           "the series <session>-ip (link type 101; the session itself exists with 0 packets), with pcapng on "
+           "interface 1 (link type 101) of the session's file; FT=7 (8 zero bytes + Ethernet) -> "
+           "malformed.erspan_frame_type")
+    f.ng_frames = []
+    RAW = IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=2000) / Raw(b"payload-ft2")
+    f.add(o4() / G(0) / ERSPAN_III(session_id=70, ft=2) / RAW, session=n_erspan(EXP, 70), encap="erspan3", sid=70,
+          frame=RAW, seq=0, raw_ip=True, ng=ng_meta("erspan3", sid=70, seq=0, ft=2))
     f.add(o4() / G(1) / ERSPAN_III(session_id=70, ft=7) / Raw(b"\0" * 8) / inner(1), reason="malformed.erspan_frame_type")
+
+    f = fx("erspan3_metadata", "pcapng metadata (epb_flags, opt_comment, statistics block) and raw IP. Session 90 "
+           "(Type III, GRE seq 10,11,12,13,15,14,16,16,20: lost 3, out_of_order 1, duplicates 1): BSO 0/1/2/3 "
+           "with D=0/1, Platf 0x5 (golden A.5 header) and 0x3, Gra 0-3, T=1 once, SGT/Hw ID edges, FT=2 raw "
+           "IPv4 and IPv6 (pcap: series -ip, link type 101; pcapng: interface 1), one GRE key; FT=2 with 19 "
+           "bytes (malformed.inner_truncated) and with version nibble 5 (malformed.erspan_frame_type). "
+           "Session 91 Type II (vlan/cos/en/index), GRE TEB key 100 with seq, Type I, VXLAN 5000 (no options)")
+    f.ng_frames = []
+    S90 = n_erspan(EXP, 90)
+
+    def e3m(seq, *, key=None, payload=None, **kw):
+        """One Type III frame of session 90 built from kw (the ERSPAN_III fields) and the same
+        values as the pcapng expectation."""
+        plat = kw.pop("plat", None)
+        fields = dict(session_id=90, vlan=kw.get("vlan", 0), cos=kw.get("cos", 0), bso=kw.get("bso", 0),
+                      t=kw.get("t", 0), timestamp=kw.get("ts", 0), sgt_other=kw.get("sgt", 0), hw=kw.get("hw", 0),
+                      d=kw.get("d", 0), gra=kw.get("gra", 0), ft=kw.get("ft", 0), o=1 if plat else 0)
+        g = G(seq, key_present=1, key=key) if key is not None else G(seq)
+        er = ERSPAN_III(**fields)
+        k = len(f.records)
+        frame = payload if payload is not None else inner(k)
+        p = o4() / g / er / (ERSPAN_PlatformSpecific(**plat) / frame if plat else frame)
+        meta = ng_meta("erspan3", sid=90, seq=seq, key=key, platf=platform_word(**plat) if plat else None, **kw)
+        f.add(p, session=S90, encap="erspan3", sid=90, frame=frame, seq=seq, truncated=bool(kw.get("t", 0)),
+              raw_ip=payload is not None, ng=meta)
+
+    # PROTOCOLS.md A.5 golden values (vlan 100, cos 5, D=1, Gra 2, Hw 42, SGT 0x1234, Platf 5).
+    e3m(10, vlan=100, cos=5, sgt=0x1234, hw=42, d=1, gra=2, ts=0x0A0B0C0D,
+        plat=dict(platf_id=5, info1=(0x3FF << 16) | 0x42, info2=1700000000))
+    e3m(11, bso=1, d=0, gra=0, ts=0xFFFFFFFF, hw=1, sgt=1)
+    e3m(12, bso=2, d=1, gra=1, ts=0x00000001, plat=dict(platf_id=3, info1=0x01234, info2=0x00000001))
+    e3m(13, bso=3, d=0, t=1, gra=3, ts=0x377CA5E0, hw=63, sgt=0xFFFF, vlan=4095, cos=7)
+    RAW4 = IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=2000) / Raw(b"payload-raw4")
+    e3m(15, ft=2, d=1, bso=1, payload=RAW4)
+    RAW6 = IPv6(src="2001:db8:1::1", dst="2001:db8:1::2") / UDP(sport=1000, dport=2000) / Raw(b"payload-raw6")
+    e3m(14, ft=2, d=0, key=0xABCDEF, payload=RAW6)
+    e3m(16, bso=0, d=0, vlan=1, cos=1)
+    e3m(16, bso=3, d=1)
+    e3m(20, d=0, ts=12345, gra=2, plat=dict(platf_id=5, info1=(1 << 16) | 3, info2=1700000037))
+    f.expect_seq(S90, lost=3, out_of_order=1, duplicates=1)
+    # FT=2 payloads the raw-IP path refuses (not written, no sequence accounting).
+    f.add(o4() / G(21) / ERSPAN_III(session_id=90, ft=2) / Raw(bytes(RAW4)[:19]), reason="malformed.inner_truncated")
+    bad = bytearray(bytes(RAW4))
+    bad[0] = 0x55
+    f.add(o4() / G(22) / ERSPAN_III(session_id=90, ft=2) / Raw(bytes(bad)), reason="malformed.erspan_frame_type")
+    for seq in range(2):
+        IN = inner(100 + seq)
+        er = ERSPAN_II(vlan=100 + seq, cos=5, en=2, t=0, session_id=91, index=0xABCDE - seq)
+        f.add(o4() / G(seq) / er / IN, session=n_erspan(EXP, 91), encap="erspan2", sid=91, frame=IN, seq=seq,
+              ng=ng_meta("erspan2", sid=91, seq=seq, vlan=100 + seq, cos=5, en=2, index=0xABCDE - seq))
+    IN = inner(110)
+    f.add(o4() / GRE(proto=0x6558, key_present=1, key=100, seqnum_present=1, sequence_number=7) / IN,
+          session=EXP + "-gre-100", encap="gre", sid=100, frame=IN, seq=7, ng=ng_meta("teb", seq=7, key=100))
+    IN = inner(111)
+    f.add(o4() / GRE() / ERSPAN_I() / IN, session=EXP + "-erspan1", encap="erspan1", sid=None, frame=IN,
+          ng=ng_meta("erspan1"))
+    IN = inner(112)
+    f.add(o4() / UDP(sport=50000, dport=4789) / VXLAN(flags=0x08, vni=5000) / IN, session=EXP + "-vxlan-5000",
+          encap="vxlan", sid=5000, frame=IN)
 
     f = fx("v08_ipv6_erspan2", "V08: Type II over IPv6 (no extension headers), session 3 -> name uses RFC 5952 text")
     for k in range(2):

@@ -300,3 +300,29 @@ private func reason(_ result: DecodeResult) -> DiscardReason? {
         for bad in ["198.51.100.0/33", "2001:db8::/129", "x/1", "1.2.3.4/", "1.2.3.4/-1"] { #expect(IPPrefix(bad) == nil) }
     }
 }
+
+@Suite struct InnerFrameTests {
+    /// The one-walk inspection agrees with the two separate checks on every prefix of many
+    /// inner frames (tagged, IPv4, IPv6, GRE, VXLAN, junk).
+    @Test func inspectAgreesWithTheSeparateChecks() {
+        let vxlanPorts = VXLANPorts([4789, 8472])
+        var frames: [[UInt8]] = [Frames.inner(), Frames.inner(payload: 300)]
+        frames.append(Frames.ipv4(protocol: 47, hex("000088be") + Frames.inner()))
+        frames.append(Frames.ipv4(protocol: 17, hex("d43112b5 0000 0000 08000000 00007b00") + Frames.inner()))
+        frames.append(Frames.ipv6(next: 47, hex("000088be") + Frames.inner()))
+        frames.append(Frames.ipv4(protocol: 47, hex("000088be") + Frames.inner(), tags: [hex("81000014")]))
+        frames.append(Frames.ipv4(protocol: 6, [UInt8](repeating: 0, count: 20), tags: [hex("88a80064"), hex("81000014")]))
+        frames.append(hex("ffffffffffff 020000000001 0806") + [UInt8](repeating: 0, count: 28))
+        var random = SplitMix64(state: 42)
+        for _ in 0..<200 { frames.append((0..<Int.random(in: 14..<120, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }) }
+        for frame in frames {
+            for length in 14...frame.count {
+                frame.withUnsafeBytes { bytes in
+                    let both = InnerFrame.inspect(bytes, at: 0, count: length, vxlanPorts: vxlanPorts)
+                    #expect(both.statedLength == InnerFrame.statedLength(bytes, at: 0, count: length))
+                    #expect(both.isNestedMirror == InnerFrame.isNestedMirror(bytes, at: 0, count: length, vxlanPorts: vxlanPorts))
+                }
+            }
+        }
+    }
+}
