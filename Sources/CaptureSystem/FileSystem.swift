@@ -99,10 +99,12 @@ public enum FileSystem {
         guard let directory = opendir(path) else { throw SystemError(call: "opendir", subject: path, errno: Glibc.errno) }
         defer { closedir(directory) }
         var names: [String] = []
+        // A readdir record is only d_reclen bytes, often fewer than `struct dirent`: read the
+        // name in place up to its NUL, never a copy of the struct or of all of d_name (that
+        // reads past the end of glibc's buffer for the last record; AddressSanitizer saw it).
+        let nameOffset = MemoryLayout<dirent>.offset(of: \.d_name)!
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            let name = String(cString: UnsafeRawPointer(entry).advanced(by: nameOffset).assumingMemoryBound(to: CChar.self))
             if name != "." && name != ".." { names.append(name) }
         }
         return names

@@ -16,6 +16,10 @@ public struct CollectorConfiguration: Sendable {
     public var allowedExporters: [IPPrefix] = []
     public var bufferSize: Int = 1 << 20
     public var maximumBufferMemory: Int = 256 << 20
+    /// ERSPAN III switch timestamps as record times, per exporter (default: receive time).
+    public var switchTimestamps = SwitchTimestampPolicy()
+    /// Exporters whose ERSPAN type is forced (`CIDR=I|II|III`), first match wins.
+    public var forcedERSPANTypes: [(IPPrefix, ClassifierOverrides.ForcedType)] = []
     /// Drop transport duplicates: same session, GRE sequence number and bytes (counted as
     /// `discarded.duplicate`). Off by default: every frame is written.
     public var dropDuplicates = false
@@ -67,6 +71,9 @@ public struct CollectorConfiguration: Sendable {
         }
         if let idleTimeoutSeconds, idleTimeoutSeconds < 1 {
             problems.append(.init(key: "idle-timeout", message: "must be at least 1 second"))
+        }
+        if forcedERSPANTypes.count > ClassifierOverrides.capacity {
+            problems.append(.init(key: "force-erspan-type", message: "at most \(ClassifierOverrides.capacity) overrides"))
         }
         if vxlanPorts.isEmpty { problems.append(.init(key: "vxlan-port", message: "at least one port is needed")) }
         if vxlanPorts.count > VXLANPorts.capacity {
@@ -178,7 +185,9 @@ public struct CollectorConfiguration: Sendable {
     }
 
     var decoderConfiguration: MirrorDecoder.Configuration {
-        MirrorDecoder.Configuration(rspanVLANs: VLANSet(rspanVLANs), vxlanPorts: VXLANPorts(vxlanPorts))
+        var decoder = MirrorDecoder.Configuration(rspanVLANs: VLANSet(rspanVLANs), vxlanPorts: VXLANPorts(vxlanPorts))
+        decoder.classifierOverrides = ClassifierOverrides(forcedERSPANTypes)
+        return decoder
     }
 
     func storageConfiguration(handoff: StorageConfiguration.Handoff) -> StorageConfiguration {

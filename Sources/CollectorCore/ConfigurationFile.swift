@@ -18,7 +18,7 @@ public enum ConfigurationFile {
     public static let topLevelKeys = [
         "output", "format", "rotate_size", "rotate_interval", "keep_files", "rspan_vlans", "vxlan_ports",
         "allow_exporters", "buffer_size", "max_buffer_memory", "max_disk_usage", "min_free_space",
-        "post_rotate_command", "post_rotate_concurrency", "max_sessions", "idle_timeout", "drop_duplicates", "metrics_listen", "accept_unknown_sessions", "capture", "session",
+        "post_rotate_command", "post_rotate_concurrency", "max_sessions", "idle_timeout", "drop_duplicates", "force_erspan_type", "erspan_timestamps", "metrics_listen", "accept_unknown_sessions", "capture", "session",
     ]
     /// Keys of the `[capture]` table.
     public static let captureKeys = [
@@ -215,6 +215,22 @@ private struct Reader {
                         return nil
                     }
                     return prefix
+                }
+            case "erspan_timestamps":
+                configuration.switchTimestamps.rules = strings(value, key).compactMap { text in
+                    guard let entry = SwitchTimestampPolicy.parseEntry(text) else {
+                        problem(key, "'\(text)' is not CIDR=receive|relative|ptp|unix100us")
+                        return nil
+                    }
+                    return entry
+                }
+            case "force_erspan_type":
+                configuration.forcedERSPANTypes = strings(value, key).compactMap { text in
+                    guard let entry = ClassifierOverrides.parseEntry(text) else {
+                        problem(key, "'\(text)' is not CIDR=I|II|III (e.g. 198.51.100.7/32=I)")
+                        return nil
+                    }
+                    return entry
                 }
             case "buffer_size": if let bytes = size(value, key) { configuration.bufferSize = bytes }
             case "max_buffer_memory": if let bytes = size(value, key) { configuration.maximumBufferMemory = bytes }

@@ -26,6 +26,10 @@ public final class Pipeline {
     /// Why `newSession` last refused: not configured, or over the session cap.
     private var refusal = DiscardReason.sessionNotConfigured
     let maximumSessions: Int
+    /// Switch timestamps per exporter (`--erspan-timestamps`); empty: receive time for all.
+    let timestamps: SwitchTimestampPolicy
+    let hasTimestampRules: Bool
+    private(set) var implausibleTimestamps: Int64 = 0
     /// Drop transport duplicates (`--drop-duplicates`); off by default, frames are kept.
     let dropDuplicates: Bool
     private let reassembler: FragmentReassembler
@@ -51,6 +55,8 @@ public final class Pipeline {
         hasAllowList = !configuration.allowedExporters.isEmpty
         maximumSessions = configuration.maximumSessions
         dropDuplicates = configuration.dropDuplicates
+        timestamps = configuration.switchTimestamps
+        hasTimestampRules = !configuration.switchTimestamps.rules.isEmpty
         reassembler = FragmentReassembler(limits: configuration.reassemblyLimits)
         self.interfaceNames = interfaceNames
         sessionRules = SessionRules(configuration.sessionRules)
@@ -148,6 +154,17 @@ public final class Pipeline {
             return
         }
         session._withUnsafeGuaranteedRef { session in
+            var timestampNanoseconds = timestampNanoseconds
+            if hasTimestampRules, frame.encapsulation == .erspan3 {
+                var implausible = false
+                if let switchTime = timestamps.recordTime(
+                    for: frame, receive: timestampNanoseconds, mode: session.timestampMode, clock: &session.relativeClock,
+                    implausible: &implausible)
+                {
+                    timestampNanoseconds = switchTime
+                }
+                if implausible { implausibleTimestamps += 1 }
+            }
             if dropDuplicates, frame.hasSequence {
                 // A transport duplicate: the number seen before and the same bytes.
                 // The first frame seen with a number is the reference its repeats are compared to.
@@ -239,6 +256,7 @@ public final class Pipeline {
             key: key, name: recorder.files.name, encapsulation: encapsulation, recorder: recorder,
             writesMetadata: storage.configuration.format == .pcapng, overrides: overrides, interfaceDescription: description)
         recorder.sequenceSource = session
+        if hasTimestampRules { session.timestampMode = timestamps.mode(for: key.exporter) }
         sessionIndex[key] = session
         sessions.append(session)
         return session
@@ -296,6 +314,7 @@ public final class Pipeline {
             }
         }
         for (index, entry) in Anomalies.all.enumerated() { summary.anomalies[entry.1] = anomalies[index] }
+        summary.anomalies["erspan_ts_implausible"] = implausibleTimestamps
         let statistics = reassembler.statistics
         summary.reassembly.fragments = Int64(statistics.fragments)
         summary.reassembly.datagrams = Int64(statistics.datagrams)

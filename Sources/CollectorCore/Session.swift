@@ -56,6 +56,9 @@ final class Session: SequenceStatisticsSource {
     /// The same recorder without reference counting, for the per-frame path (`recorder` owns it).
     let recorderOnFramePath: Unmanaged<SessionRecorder>
     var sequence = SequenceTracker()
+    /// How this session's record times are made (`receive` unless configured per exporter).
+    var timestampMode = SwitchTimestampPolicy.Mode.receive
+    var relativeClock = RelativeClock()
     /// Fingerprints of recent frames by sequence number, as wide as the sequence tracker's
     /// window (only with --drop-duplicates).
     private var fingerprints: [UInt64] = []

@@ -13,6 +13,8 @@ public struct MirrorDecoder: Sendable {
         public var vxlanPorts: VXLANPorts
         /// Verify GRE checksums (C bit) on complete packets and count failures.
         public var verifyGREChecksum: Bool
+        /// Exporters whose ERSPAN type is forced (devices that break the rules).
+        public var classifierOverrides = ClassifierOverrides()
 
         public init(rspanVLANs: VLANSet = VLANSet(), vxlanPorts: VXLANPorts = VXLANPorts(), verifyGREChecksum: Bool = true) {
             self.rspanVLANs = rspanVLANs
@@ -160,7 +162,13 @@ public struct MirrorDecoder: Sendable {
         {
             anomalies.insert(.greChecksumBad)
         }
+        var forced: ClassifierOverrides.ForcedType?
+        if !configuration.classifierOverrides.isEmpty, gre.protocolType != GREHeader.protocolTransparentEthernet {
+            forced = configuration.classifierOverrides.forcedType(for: exporter)
+        }
         switch gre.protocolType {
+        case _ where forced != nil:
+            try forcedERSPAN(forced!, bytes, gre: gre, end: end, exporter: exporter, into: &frame)
         case GREHeader.protocolTransparentEthernet:
             frame.reset(encapsulation: .gre, exporter: exporter, innerOffset: gre.payloadOffset)
             if let key = gre.key {
@@ -231,6 +239,31 @@ public struct MirrorDecoder: Sendable {
                 || (next == IPv4Header.protocolUDP && count >= 44 && configuration.vxlanPorts.contains(bytes.bigEndian16(at: offset + 42)))
         }
         if nested { frame.anomalies.insert(.nestedMirror) }
+    }
+
+    /// ERSPAN decoded as an override says, whatever the S flag and the Ver nibble claim.
+    private func forcedERSPAN(
+        _ type: ClassifierOverrides.ForcedType, _ bytes: UnsafeRawBufferPointer, gre: GREHeader, end: Int, exporter: IPAddress,
+        into frame: inout MirrorFrame
+    ) throws(DiscardReason) {
+        switch type {
+        case .typeI:
+            frame.reset(encapsulation: .erspan1, exporter: exporter, innerOffset: gre.payloadOffset)
+            return
+        case .typeII:
+            frame.reset(encapsulation: .erspan2, exporter: exporter, innerOffset: 0)
+            frame.innerOffset = try ERSPANHeader.parseTypeII(bytes, at: gre.payloadOffset, end: end, into: &frame.erspan)
+        case .typeIII:
+            frame.reset(encapsulation: .erspan3, exporter: exporter, innerOffset: 0)
+            frame.innerOffset = try ERSPANHeader.parseTypeIII(bytes, at: gre.payloadOffset, end: end, into: &frame.erspan)
+            switch frame.erspan.frameType {
+            case ERSPANHeader.frameTypeEthernet: break
+            case ERSPANHeader.frameTypeIP: frame.isRawIP = true
+            default: throw .erspanFrameType
+            }
+        }
+        frame.sessionID = UInt32(frame.erspan.sessionID)
+        frame.hasSessionID = true
     }
 
     /// An RSPAN frame: the whole captured frame minus exactly the RSPAN tag (inner tags stay).

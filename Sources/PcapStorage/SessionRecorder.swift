@@ -25,6 +25,9 @@ public final class SessionRecorder {
     /// pcapng: the IDB of interface 1 (LINKTYPE_RAW), written before a file's first raw-IP
     /// record. Empty for pcap (raw IP goes to a separate recorder there).
     private let rawIPInterface: [UInt8]
+    /// pcapng: room kept free in the current buffer after every record for the statistics
+    /// blocks of both interfaces, so finishing a file needs no fresh buffer while it has one.
+    private let statisticsRoom: Int
     private let rotateSize: Int
     private let rotateInterval: UInt64
     private let writer: FileWriter
@@ -84,11 +87,14 @@ public final class SessionRecorder {
         self.rawIPInterface = rawIPInterface
         format = configuration.format
         carriesMetadata = configuration.format == .pcapng
-        // + pcapng padding; pcapng: the largest options and a raw-IP interface block that may
-        // have to go into the same buffer.
+        statisticsRoom =
+            carriesMetadata ? InterfaceStatisticsBlock.maximumLength + InterfaceStatisticsBlock.length(commentLength: 0) : 0
+        // + pcapng padding; pcapng: the largest options, and a raw-IP interface block and the
+        // statistics room that may have to go into the same buffer.
         let recordOverhead = configuration.format.recordLength(capturedLength: 0, options: configuration.format.maximumOptions) + 8
         maximumCapturedLength = min(
-            Int(PcapFileHeader.snapshotLength), configuration.bufferSize - header.count - rawIPInterface.count - recordOverhead)
+            Int(PcapFileHeader.snapshotLength),
+            configuration.bufferSize - header.count - rawIPInterface.count - statisticsRoom - recordOverhead)
         rotateSize = configuration.rotateSize ?? .max
         rotateInterval = configuration.rotateIntervalSeconds.map { UInt64($0) * 1_000_000_000 } ?? 0
     }
@@ -116,9 +122,12 @@ public final class SessionRecorder {
                 finishFile()
             }
         }
-        let needed = recordLength + (rawIP && !fileHasRawIPInterface ? rawIPInterface.count : 0) + (hasTarget ? 0 : header.count)
+        let needed =
+            recordLength + (rawIP && !fileHasRawIPInterface ? rawIPInterface.count : 0) + (hasTarget ? 0 : header.count)
+            + statisticsRoom
         if bufferCapacity - bufferUsed < needed {
-            // An empty buffer holds a file header, the interface block and any record.
+            // An empty buffer holds a file header, the interface block, any record and the
+            // statistics room.
             guard replaceBuffer() else {
                 queueDroppedPackets += 1
                 unreportedQueueDrops += 1
@@ -273,9 +282,12 @@ public final class SessionRecorder {
                 received: UInt64(fileRawIPRecords), dropped: 0, delivered: UInt64(fileRawIPRecords))
             : nil
         let length = ethernet.length + (rawIP?.length ?? 0)
+        // The current buffer has room (`statisticsRoom`) unless it was handed over since the
+        // last record (flush interval, a full pool). A fresh one then, past the queue depth if
+        // need be: these few bytes complete a file and may come at shutdown.
         if buffer == nil || bufferCapacity - bufferUsed < length {
             flushBuffer()
-            guard let fresh = storage.acquireBuffer() else {
+            guard let fresh = storage.acquireBuffer() ?? storage.pool.tryAcquire() else {
                 statisticsBlocksSkipped += 1  // the drops stay unreported for the next file
                 return
             }

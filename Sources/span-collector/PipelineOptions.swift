@@ -60,6 +60,12 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("At most N post-rotate commands at a time (default 2).", valueName: "n"))
     var postRotateConcurrency: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Decode ERSPAN from this exporter prefix as the given type whatever its flags say (repeatable), e.g. 198.51.100.7/32=I.", valueName: "cidr=I|II|III"))
+    var forceErspanType: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Record times from ERSPAN III switch timestamps for this exporter prefix (repeatable): receive, relative, ptp or unix100us.", valueName: "cidr=mode"))
+    var erspanTimestamps: [String] = []
+
     @Flag(name: .long, help: "Drop transport duplicates (same session, GRE sequence number and bytes); counted as discarded.duplicate.")
     var dropDuplicates = false
 
@@ -145,6 +151,26 @@ struct PipelineOptions: ParsableArguments {
         if let postRotateConcurrency { configuration.postRotateConcurrency = postRotateConcurrency }
         if let maxSessions { configuration.maximumSessions = maxSessions }
         if dropDuplicates { configuration.dropDuplicates = true }
+        if !erspanTimestamps.isEmpty {
+            configuration.switchTimestamps.rules = []
+            for text in erspanTimestamps {
+                if let entry = SwitchTimestampPolicy.parseEntry(text) {
+                    configuration.switchTimestamps.rules.append(entry)
+                } else {
+                    problems.append(.init(key: "--erspan-timestamps", message: "'\(text)' is not CIDR=receive|relative|ptp|unix100us"))
+                }
+            }
+        }
+        if !forceErspanType.isEmpty {
+            configuration.forcedERSPANTypes = []
+            for text in forceErspanType {
+                if let entry = ClassifierOverrides.parseEntry(text) {
+                    configuration.forcedERSPANTypes.append(entry)
+                } else {
+                    problems.append(.init(key: "--force-erspan-type", message: "'\(text)' is not CIDR=I|II|III (e.g. 198.51.100.7/32=I)"))
+                }
+            }
+        }
         if let idleTimeout { configuration.idleTimeoutSeconds = idleTimeout }
         if let acceptUnknownSessions { configuration.acceptUnknownSessions = acceptUnknownSessions }
         if let metricsListen { configuration.metricsListen = metricsListen == "off" ? nil : metricsListen }

@@ -326,3 +326,42 @@ private func reason(_ result: DecodeResult) -> DiscardReason? {
         }
     }
 }
+
+@Suite struct ClassifierOverrideTests {
+    @Test func forcedTypesWinOverFlagsAndVersion() throws {
+        // A device that sets S on Type I frames: GRE 1000 88be + sequence, then Ethernet.
+        let inner = Frames.inner()
+        let packet = Frames.ipv4(protocol: 47, hex("100088be 0000002a") + inner)
+        let plain = MirrorDecoder()
+        packet.withUnsafeBytes { bytes in
+            guard case .discard(.erspanVersion) = plain.decode(bytes, wireLength: bytes.count) else {
+                Issue.record("without an override the Ver nibble of the inner MAC decides")
+                return
+            }
+        }
+        var configuration = MirrorDecoder.Configuration()
+        configuration.classifierOverrides = ClassifierOverrides([
+            (IPPrefix("203.0.113.0/24")!, .typeIII), (IPPrefix("198.51.100.1/32")!, .typeI),
+        ])
+        let forced = MirrorDecoder(configuration: configuration)
+        try packet.withUnsafeBytes { bytes in
+            guard case .mirror(let frame) = forced.decode(bytes, wireLength: bytes.count) else {
+                Issue.record("forced Type I not decoded")
+                return
+            }
+            #expect(frame.encapsulation == .erspan1 && frame.innerOffset == 14 + 20 + 8)
+            #expect(frame.hasSequence && frame.sequence == 42)
+            #expect(frame.innerCapturedLength == inner.count)
+            _ = try #require(Optional(frame))
+        }
+        // Other exporters are not affected.
+        var other = packet
+        other[29] = 9  // 198.51.100.9
+        other.withUnsafeBytes { bytes in
+            if case .mirror = forced.decode(bytes, wireLength: bytes.count) { Issue.record("override leaked to another exporter") }
+        }
+        #expect(ClassifierOverrides.parseEntry("198.51.100.7/32=II")?.1 == .typeII)
+        #expect(ClassifierOverrides.parseEntry("198.51.100.7/32=IV") == nil)
+        #expect(ClassifierOverrides.parseEntry("nonsense=I") == nil)
+    }
+}

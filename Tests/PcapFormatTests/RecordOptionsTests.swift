@@ -259,6 +259,15 @@ import Testing
         #expect(RecordOptions(flags: 1, commentLength: 8).length == 8 + 4 + 8 + 4)
     }
 
+    /// The sizes docs/COUNTERS.md ("Records too long for a buffer") quotes.
+    @Test func documentedSizes() {
+        #expect(RecordAnnotations.maximumCommentLength == 154)
+        #expect(CaptureFileFormat.pcapng.maximumOptions.length == 172)
+        #expect(CaptureFileFormat.pcapng.recordLength(capturedLength: 0, options: CaptureFileFormat.pcapng.maximumOptions) == 204)
+        #expect(InterfaceStatisticsBlock.maximumLength == 216)
+        #expect(InterfaceStatisticsBlock.length(commentLength: 0) == 88)
+    }
+
     @Test func largestOptionsBoundEveryRecord() {
         var generator = SystemRandomNumberGenerator()
         let maximum = CaptureFileFormat.pcapng.maximumOptions.length
