@@ -29,7 +29,7 @@ release: deps
 ## Run the collector on its built-in defaults: live capture on the default route's interface
 ## into $(OUTPUT) until Ctrl-C (needs root or CAP_NET_RAW).
 run: release
-	$(SUDO) .build/release/span-collector run --output $(OUTPUT)
+	$(SUDO) .build/release/span-collector run --config config/span-collector.toml --output $(OUTPUT)
 
 ## Run the whole test suite.
 test: deps
