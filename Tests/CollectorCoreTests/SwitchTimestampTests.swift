@@ -61,4 +61,38 @@ import Testing
         let (times, summary) = try recordTimes(mode: "default", frames: [(frame, receive)])
         #expect(times == [receive] && summary.anomalies["erspan_ts_implausible"] == 0)
     }
+
+    /// The scapy fixture erspan3_switch_time: record times from the switch clock as the
+    /// generator computed them (Linux-style 100 us ticks, PTP with Platf 0x5 seconds), one
+    /// implausible value kept at its receive time.
+    @Test func scapyFixtureRecordTimesFollowTheSwitchClock() throws {
+        struct Expectation: Decodable {
+            var rules: [String]
+            var recordTimesNs: [String: [String]]
+            var implausible: Int64
+            enum CodingKeys: String, CodingKey {
+                case rules, implausible
+                case recordTimesNs = "record_times_ns"
+            }
+        }
+        struct Entry: Decodable {
+            var switchTimes: Expectation?
+            enum CodingKeys: String, CodingKey { case switchTimes = "switch_times" }
+        }
+        struct Manifest: Decodable { var fixtures: [String: Entry] }
+        let data = try Data(contentsOf: TestSupport.fixtures.appendingPathComponent("expected.json"))
+        let expected = try #require(try JSONDecoder().decode(Manifest.self, from: data).fixtures["erspan3_switch_time"]?.switchTimes)
+
+        let output = try TestSupport.makeTemporaryDirectory("switchfixture")
+        defer { TestSupport.removeDirectory(output) }
+        var configuration = CollectorConfiguration(outputDirectory: output)
+        configuration.switchTimestamps.rules = expected.rules.compactMap(SwitchTimestampPolicy.parseEntry)
+        let input = TestSupport.fixtures.appendingPathComponent("erspan3_switch_time.pcap").path
+        let summary = try Replay(inputs: [input], configuration: configuration).run()
+        #expect(summary.anomalies["erspan_ts_implausible"] == expected.implausible)
+        for (session, times) in expected.recordTimesNs {
+            let records = try TestSupport.captureFiles(in: output + "/" + session).flatMap { try TestSupport.readPcap($0).records }
+            #expect(records.map(\.timestampNanoseconds) == times.compactMap(UInt64.init), "\(session)")
+        }
+    }
 }

@@ -1204,6 +1204,43 @@ def build_fixtures():
           frame=IN, seq=0)
     frag_extra(f, 1, 0, 0, incomplete=1, without={"packets_written": 1, "reasons": {"malformed.ip_fragment": 1}})
 
+
+    # ---------------------------------------------------------------- switch timestamps (C.4)
+    f = fx("erspan3_switch_time", "ERSPAN III switch timestamps consistent with the record times: 198.51.100.1 "
+           "sends Gra 00 Linux/OVS-style Unix time in 100 us ticks truncated to 32 bits (0.3 ms before the record "
+           "time), the last one 100 s off (implausible); 198.51.100.2 sends Gra 10 IEEE 1588 ns with Platf 0x5 "
+           "TAI seconds (record time - 0.5 ms + 37 s). Written with receive time by default; switch_times gives "
+           "the record times expected with --erspan-timestamps 198.51.100.1/32=unix100us and "
+           "198.51.100.2/32=ptp")
+    expected_switch = {"198.51.100.1-erspan-31": [], "198.51.100.2-erspan-32": []}
+    implausible = 0
+    for k in range(6):
+        exporter = EXP if k % 2 == 0 else "198.51.100.2"
+        when_ns = int((f.time(len(f.records))) * 1000000000)
+        IN = inner(k)
+        if k % 2 == 0:
+            ticks = when_ns // 100000 - 3
+            off = k == 4
+            raw = ((ticks + 1000000) if off else ticks) & 0xFFFFFFFF
+            er = ERSPAN_III(session_id=31, timestamp=raw, gra=0)
+            p = o4(src=exporter) / G(k // 2) / er / IN
+            if off:
+                implausible += 1
+                expected_switch["198.51.100.1-erspan-31"].append(str(when_ns))
+            else:
+                expected_switch["198.51.100.1-erspan-31"].append(str(ticks * 100000))
+            f.add(p, session="198.51.100.1-erspan-31", encap="erspan3", sid=31, frame=IN, seq=k // 2)
+        else:
+            switch_ns = when_ns - 500000
+            seconds, nanoseconds = divmod(switch_ns, 1000000000)
+            er = ERSPAN_III(session_id=32, timestamp=nanoseconds, gra=2, o=1)
+            plat = ERSPAN_PlatformSpecific(platf_id=5, info1=0, info2=seconds + 37)
+            p = o4(src=exporter) / G(k // 2) / er / plat / IN
+            expected_switch["198.51.100.2-erspan-32"].append(str(switch_ns))
+            f.add(p, session="198.51.100.2-erspan-32", encap="erspan3", sid=32, frame=IN, seq=k // 2)
+    f.extra["switch_times"] = {"rules": ["198.51.100.1/32=unix100us", "198.51.100.2/32=ptp"],
+                               "record_times_ns": expected_switch, "implausible": implausible}
+
     return F
 
 
