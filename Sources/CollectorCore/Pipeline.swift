@@ -205,8 +205,8 @@ public final class Pipeline {
     }
 
     /// FNV-1a over the mirrored frame: enough to tell a repeated copy from a different frame
-    /// that reuses a sequence number (the exporter's business, not an attack surface: a
-    /// collision only keeps a duplicate).
+    /// that reuses a sequence number. A 64-bit collision would drop such a different frame as a
+    /// duplicate: a 2^-64 event per repeated number.
     @inline(__always)
     static func fingerprint(_ bytes: UnsafeRawBufferPointer, offset: Int, count: Int) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325

@@ -128,6 +128,13 @@ final class MetricsExporter: @unchecked Sendable {
                 count("span_collector_session_dropped_total", name + [("reason", "write")], "Frames a session lost in the collector.", session.droppedWrite)
             }
             gauge("span_collector_sessions", [], "Sessions seen.", Double(summary.sessions.count))
+            let reassembly = summary.reassembly
+            count("span_collector_fragments_total", [], "Outer IP fragments received.", reassembly.fragments)
+            count("span_collector_reassembled_datagrams_total", [], "Datagrams rebuilt from fragments.", reassembly.datagrams)
+            count("span_collector_fragment_datagrams_given_up_total", [("reason", "incomplete")], "Datagrams given up.", reassembly.incompleteDatagrams)
+            count("span_collector_fragment_datagrams_given_up_total", [("reason", "overlap")], "Datagrams given up.", reassembly.overlappingDatagrams)
+            count("span_collector_fragments_limited_total", [], "Fragments refused by the reassembly memory caps.", reassembly.limitedFragments)
+            gauge("span_collector_fragments_pending", [], "Fragments held for reassembly.", Double(reassembly.pendingFragments))
             gauge("span_collector_buffer_memory_bytes", [], "Batch buffer memory allocated.", Double(service.bufferMemoryBytes))
             gauge("span_collector_finished_file_bytes", [], "Bytes of finished files under disk retention.", Double(service.finishedFileBytes))
             count("span_collector_retention_removed_files_total", [], "Files removed for --max-disk-usage/--min-free-space.", Int64(service.filesRemovedForSpace))

@@ -212,6 +212,11 @@ public struct Summary: Codable, Sendable, Equatable {
         text += " duplicate \(discarded.duplicate)\n"
         let reasons = discardReasons.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !reasons.isEmpty { text += "reasons: " + reasons.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n" }
+        if reassembly.fragments > 0 {
+            text += "fragments \(reassembly.fragments): rebuilt \(reassembly.datagrams) datagrams"
+            text += ", incomplete \(reassembly.incompleteDatagrams), overlapping \(reassembly.overlappingDatagrams)"
+            text += ", refused by caps \(reassembly.limitedFragments), pending \(reassembly.pendingFragments)\n"
+        }
         let notable = anomalies.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !notable.isEmpty { text += "anomalies: " + notable.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n" }
         return text

@@ -2,7 +2,8 @@
 /// accounting law (`docs/COUNTERS.md`):
 ///
 ///     packets_received = packets_written + dropped.{kernel,queue,write}
-///                      + discarded.{malformed,not_mirror,unknown_session,unauthorized_exporter}
+///                      + discarded.{malformed,not_mirror,unknown_session,unauthorized_exporter,
+///                                   duplicate}
 ///
 /// The raw values index fixed-size counter arrays, so they are dense and start at 0.
 public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
@@ -104,7 +105,7 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
     }
 }
 
-/// The four "we chose not to keep it" buckets of the accounting law.
+/// The five "we chose not to keep it" buckets of the accounting law.
 public enum DiscardBucket: UInt8, CaseIterable, Sendable {
     case malformed
     case notMirror

@@ -65,15 +65,23 @@ import Testing
         return (selector, frames)
     }
 
+    /// ERSPAN types forced per exporter in configuration 2 (devices that break the rules).
+    static let forcedTypes: [(IPPrefix, ClassifierOverrides.ForcedType)] = [
+        (IPPrefix("198.51.100.7/32")!, .typeI), (IPPrefix("198.51.100.0/25")!, .typeII), (IPPrefix("2001:db8::/32")!, .typeIII),
+    ]
+
     /// The decoder configurations of the fuzz target.
     static let decoders: [MirrorDecoder] = [
         MirrorDecoder(),
         MirrorDecoder(configuration: .init(rspanVLANs: VLANSet([999, 10]), vxlanPorts: VXLANPorts([4789, 8472]))),
-        MirrorDecoder(
-            configuration: .init(
+        {
+            var configuration = MirrorDecoder.Configuration(
                 rspanVLANs: VLANSet([0, 1, 4094, 4095]),
                 vxlanPorts: VXLANPorts([0, 1, 4789, 8472, 65535, 6081, 4790, 53, 2000, 1000, 47, 17, 9, 10, 11, 12]),
-                verifyGREChecksum: false)),
+                verifyGREChecksum: false)
+            configuration.classifierOverrides = ClassifierOverrides(forcedTypes)
+            return MirrorDecoder(configuration: configuration)
+        }(),
         MirrorDecoder(configuration: .init(rspanVLANs: VLANSet([999]), vxlanPorts: VXLANPorts([4789]))),
     ]
 
@@ -94,11 +102,19 @@ import Testing
             configuration.vxlanPorts = [4789, 8472]
             configuration.rotateSize = 4096
             configuration.format = .pcapng
+            configuration.switchTimestamps.rules = [(IPPrefix("198.51.100.0/24")!, .relative), (IPPrefix("::/0")!, .unix100us)]
         case 2:
             configuration.rspanVLANs = [0, 1, 4094, 4095]
             configuration.vxlanPorts = [0, 1, 4789, 8472, 65535, 6081, 4790, 53, 2000, 1000, 47, 17, 9, 10, 11, 12]
             configuration.rotateIntervalSeconds = 1
             configuration.keepFiles = 1
+            configuration.forcedERSPANTypes = forcedTypes
+            configuration.dropDuplicates = true
+            configuration.maximumSessions = 4
+            configuration.idleTimeoutSeconds = 1
+            configuration.switchTimestamps.rules = [
+                (IPPrefix("198.51.100.0/25")!, .relative), (IPPrefix("2001:db8::/32")!, .ptp), (IPPrefix("0.0.0.0/0")!, .unix100us),
+            ]
         case 3:
             configuration.rspanVLANs = [999]
             configuration.allowedExporters = [IPPrefix("198.51.100.0/24")!, IPPrefix("2001:db8::/32")!]
@@ -177,6 +193,7 @@ import Testing
         storageConfiguration.bufferSize = configuration.bufferSize
         storageConfiguration.maximumBufferMemory = configuration.maximumBufferMemory
         storageConfiguration.maximumBuffersInFlight = 2
+        storageConfiguration.idleTimeoutNanoseconds = configuration.idleTimeoutSeconds.map { UInt64($0) * 1_000_000_000 }
         let storage = try Storage(configuration: storageConfiguration)
         let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceNames: ["fz0", "fz1"])
         for frame in frames {
