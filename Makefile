@@ -7,7 +7,7 @@ DEB_PACKAGES := libpcap-dev tshark tcpdump tcpreplay iproute2 python3-pip system
 SCAPY_VERSION := 2.8.0
 OUTPUT ?= ./span-output
 
-.PHONY: deps build release run test bench clean
+.PHONY: deps build release run test bench fuzz sanitize soak clean
 
 ## Install Debian packages and scapy (test fixture generator) when missing.
 deps:
@@ -39,6 +39,21 @@ test: deps
 ## Offline throughput against tcpdump (needs ../shared/bench).
 bench: release
 	SESSIONS=16 ../shared/bench/offline.sh .build/release/span-collector
+
+## libFuzzer over the decode path and the pipeline (FUZZ_SECONDS, default 600).
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## The test suite under AddressSanitizer and ThreadSanitizer (several minutes each).
+sanitize: deps
+	scripts/sanitize.sh address
+	scripts/sanitize.sh thread
+
+## Live capture in namespaces with mixed, malformed and flood traffic (SOAK_SECONDS, default 600).
+SOAK_SECONDS ?= 600
+soak: deps
+	scripts/soak.sh $(SOAK_SECONDS) --rotate 5
 
 clean:
 	rm -rf .build
