@@ -165,17 +165,18 @@ if [ "$HUP" -gt 0 ]; then
     HUP_PID=$!
 fi
 
-echo -e "t\trss_kb\tfds\tmetrics\tmetrics_seconds\tmetrics_bytes" >"$WORK/samples.tsv"
+echo -e "t\trss_kb\tfds\tmetrics\tmetrics_seconds\tmetrics_bytes\tbuffer_memory_bytes" >"$WORK/samples.tsv"
 start=$SECONDS died=0 metrics_failures=0
 while [ $((SECONDS - start)) -lt "$DURATION" ]; do
     if ! kill -0 "$COLLECTOR_PID" 2>/dev/null; then died=1; break; fi
     read -r rss fds <<<"$(sample)"
-    if timing=$(ip netns exec "$NSB" curl -sf -m 10 -o /dev/null -w '%{time_total}\t%{size_download}' "http://127.0.0.1:$PORT/metrics"); then
+    if timing=$(ip netns exec "$NSB" curl -sf -m 10 -o "$WORK/metrics.txt" -w '%{time_total}\t%{size_download}' "http://127.0.0.1:$PORT/metrics"); then
         m=ok
+        buffers=$(awk '$1 == "span_collector_buffer_memory_bytes" {printf "%d", $2}' "$WORK/metrics.txt")
     else
-        m=fail timing="10\t0" metrics_failures=$((metrics_failures + 1))
+        m=fail timing="10\t0" metrics_failures=$((metrics_failures + 1)) buffers=0
     fi
-    echo -e "$((SECONDS - start))\t${rss:-0}\t$fds\t$m\t$timing" >>"$WORK/samples.tsv"
+    echo -e "$((SECONDS - start))\t${rss:-0}\t$fds\t$m\t$timing\t${buffers:-0}" >>"$WORK/samples.tsv"
     sleep "$SAMPLE"
 done
 log "traffic done; stopping"
@@ -229,8 +230,8 @@ def check(ok, what):
 
 samples = []
 for line in open(f"{work}/samples.tsv").read().splitlines()[1:]:
-    t, rss, fds, metrics, seconds, size = line.split("\t")
-    samples.append((int(t), int(rss), int(fds), metrics, float(seconds), int(size)))
+    t, rss, fds, metrics, seconds, size, buffers = line.split("\t")
+    samples.append((int(t), int(rss), int(fds), metrics, float(seconds), int(size), int(buffers)))
 try:
     summary = json.load(open(f"{work}/summary.json"))
 except ValueError:
@@ -289,6 +290,8 @@ if samples:
     rows += [("RSS", f"start {rss_baseline / 1024:.1f} MiB, after warm-up {rss_after / 1024:.1f} MiB, end {last[1] / 1024:.1f} MiB, "
                      f"max {max(s[1] for s in samples) / 1024:.1f} MiB, at rest {rss_rest / 1024:.1f} MiB"),
              ("open fds", f"start {fds_baseline}, end of traffic {last[2]}, max {max(s[2] for s in samples)}, at rest {fds_rest}"),
+             ("batch buffers", f"after warm-up {steady[0][6] / 2**20 if steady else 0:.0f} MiB, end {last[6] / 2**20:.0f} MiB "
+                               "(span_collector_buffer_memory_bytes)"),
              ("/metrics", f"median {statistics.median(s[4] for s in samples):.3f} s, slowest {max(s[4] for s in samples):.2f} s, "
                           f"largest {max(s[5] for s in samples) / 1024:.0f} KiB")]
 if summary:

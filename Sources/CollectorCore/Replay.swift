@@ -73,12 +73,19 @@ public struct Replay {
             }
             let bytes = mapped.bytes
             var sinceRelease = 0
+            var prefaultedTo = 0
+            mapped.prefault(from: 0)
+            prefaultedTo = 64 << 20
             while let record = reader.next(in: bytes) {
                 let frame = UnsafeRawBufferPointer(rebasing: bytes[record.dataOffset..<(record.dataOffset + record.capturedLength)])
                 pipeline.process(
                     frame, wireLength: record.wireLength, timestampNanoseconds: record.timestampNanoseconds,
                     linkType: linkType)
                 sinceRelease += 1
+                if record.dataOffset + (16 << 20) > prefaultedTo {
+                    mapped.prefault(from: prefaultedTo)
+                    prefaultedTo += 64 << 20
+                }
                 if sinceRelease == 65_536 {
                     sinceRelease = 0
                     mapped.release(before: record.dataOffset)
