@@ -56,4 +56,4 @@ soak: deps
 	scripts/soak.sh $(SOAK_SECONDS) --rotate 5
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .build-asan .build-tsan

@@ -173,7 +173,15 @@ public final class FragmentReassembler {
             entry.pointerOffset = parsed.pointerOffset
             entry.fragmentNextHeader = parsed.fragmentNextHeader
         }
-        guard let total = entry.totalLength, entry.headers != nil, entry.bytes == total else { return .pending }
+        guard let total = entry.totalLength, let headers = entry.headers, entry.bytes == total else { return .pending }
+        // The rebuilt length field (IPv4 Total Length, IPv6 Payload Length without the Fragment
+        // header) must fit its 16 bits; a longer datagram cannot exist: its fragments are unusable.
+        let lengthField = headers.count - entry.ipOffset - (entry.isIPv6 ? 40 + 8 : 0) + total
+        guard lengthField <= 65_535 else {
+            pendingDiscards.append((.ipFragment, entry.fragmentCount - 1))
+            remove(entry)
+            return .discarded(.ipFragment)
+        }
         // Complete: no overlaps and the sizes add up, so the pieces tile [0, total).
         assemble(entry, total: total)
         let count = entry.fragmentCount

@@ -135,4 +135,25 @@ import Testing
         if case .discarded(let actual) = outcome { return actual == reason }
         return false
     }
+
+    /// 65,528 bytes of payload (7 x 8,192 + 8,184) behind a 24-byte IPv4 header: 65,552 bytes
+    /// cannot be one datagram; every fragment is discarded as unusable, none is "rebuilt".
+    @Test func datagramsPastSixtyFourKiBAreNotRebuilt() {
+        let reassembler = FragmentReassembler()
+        var discarded = 0
+        for index in 0..<8 {
+            let length = index < 7 ? 8192 : 8184
+            var frame = Self.fragment(id: 3, offset: index * 8192, payload: Array(repeating: 1, count: length), more: index < 7)
+            // IHL 6: a 4-byte option, so header + payload is past 65,535 while the payload alone is not.
+            frame[14] = 0x46
+            frame.insert(contentsOf: [1, 1, 1, 0], at: 34)
+            let total = 24 + length
+            frame[16] = UInt8(total >> 8)
+            frame[17] = UInt8(total & 0xFF)
+            if case .discarded(.ipFragment) = add(reassembler, frame) { discarded += 1 }
+        }
+        discarded += reassembler.takeDiscards().filter { $0.0 == .ipFragment }.reduce(0) { $0 + $1.1 }
+        #expect(discarded == 8)
+        #expect(reassembler.statistics.datagrams == 0 && reassembler.statistics.pendingBytes == 0)
+    }
 }
