@@ -217,21 +217,11 @@ private struct Reader {
                     return prefix
                 }
             case "erspan_timestamps":
-                configuration.switchTimestamps.rules = strings(value, key).compactMap { text in
-                    guard let entry = SwitchTimestampPolicy.parseEntry(text) else {
-                        problem(key, "'\(text)' is not CIDR=receive|relative|ptp|unix100us")
-                        return nil
-                    }
-                    return entry
-                }
+                configuration.switchTimestamps.rules = entries(
+                    value, key, parse: SwitchTimestampPolicy.parseEntry, form: "CIDR=receive|relative|ptp|unix100us")
             case "force_erspan_type":
-                configuration.forcedERSPANTypes = strings(value, key).compactMap { text in
-                    guard let entry = ClassifierOverrides.parseEntry(text) else {
-                        problem(key, "'\(text)' is not CIDR=I|II|III (e.g. 198.51.100.7/32=I)")
-                        return nil
-                    }
-                    return entry
-                }
+                configuration.forcedERSPANTypes = entries(
+                    value, key, parse: ClassifierOverrides.parseEntry, form: "CIDR=I|II|III (e.g. 198.51.100.7/32=I)")
             case "buffer_size": if let bytes = size(value, key) { configuration.bufferSize = bytes }
             case "max_buffer_memory": if let bytes = size(value, key) { configuration.maximumBufferMemory = bytes }
             case "max_disk_usage": configuration.maximumDiskUsage = size(value, key)
@@ -445,6 +435,19 @@ private struct Reader {
             return nil
         }
         return array
+    }
+
+    /// A list of `CIDR=value` strings, each parsed by `parse`; every bad one is a problem.
+    mutating func entries<Entry>(
+        _ value: any TOMLValueConvertible, _ key: String, parse: (String) -> Entry?, form: String
+    ) -> [Entry] {
+        strings(value, key).compactMap { text in
+            guard let entry = parse(text) else {
+                problem(key, "'\(text)' is not \(form)")
+                return nil
+            }
+            return entry
+        }
     }
 
     mutating func strings(_ value: any TOMLValueConvertible, _ key: String) -> [String] {
