@@ -2,6 +2,7 @@
 /// sender broke a rule or the frame is unusual. They never take part in the accounting law.
 public struct Anomalies: OptionSet, Sendable, Hashable {
     public var rawValue: UInt16
+    @inlinable
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
     /// GRE C bit set and the one's-complement sum over the complete GRE packet is not zero.

@@ -26,6 +26,7 @@ public struct ERSPANMetadata: Sendable, Hashable {
     public var platform: UInt64 = 0
     public var hasPlatform: Bool = false
 
+    @inlinable
     public init() {}
 
     /// The 6-bit Platf ID of the sub-header.

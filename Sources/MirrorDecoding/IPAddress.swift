@@ -5,6 +5,7 @@ public struct IPAddress: Hashable, Sendable {
     public var low: UInt64
     public var isIPv6: Bool
 
+    @inlinable
     public init(ipv4 value: UInt32) {
         high = 0
         low = UInt64(value)
@@ -18,7 +19,8 @@ public struct IPAddress: Hashable, Sendable {
     }
 
     /// The unspecified address, used where a transport has no exporter (RSPAN).
-    public static let none = IPAddress(ipv4: 0)
+    @inlinable
+    public static var none: IPAddress { IPAddress(ipv4: 0) }
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (with `::` and an embedded dotted quad).
     public init?(_ text: some StringProtocol) {

@@ -62,9 +62,10 @@ public struct RecordOptions: Sendable, Equatable {
     /// Bytes the options take in the block, padding and end-of-options included.
     public var length: Int
 
-    public static let none = RecordOptions(flags: 0, commentLength: 0)
+    @inlinable
+    public static var none: RecordOptions { RecordOptions(flags: 0, commentLength: 0) }
 
-    @inline(__always)
+    @inlinable
     public init(flags: UInt32, commentLength: Int) {
         self.flags = flags
         self.commentLength = commentLength

@@ -44,10 +44,12 @@ public struct RecordAnnotations: Sendable, Equatable {
     /// Type III platform-specific sub-header, raw 64 bits (Platf ID in the top 6).
     public var platform: UInt64 = 0
 
+    @inlinable
     public init() {}
 
     /// No metadata: a record without options.
-    public static let none = RecordAnnotations()
+    @inlinable
+    public static var none: RecordAnnotations { RecordAnnotations() }
 
     // MARK: epb_flags
 
