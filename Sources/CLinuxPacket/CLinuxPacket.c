@@ -1,11 +1,18 @@
+#define _GNU_SOURCE
 #include "CLinuxPacket.h"
 #include <sys/prctl.h>
 #include <string.h>
 #include <errno.h>
 #include <time.h>
+#include <sched.h>
 
 void CLinuxPacket_setThreadName(const char *name) {
     prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
+int CLinuxPacket_setBatchScheduling(void) {
+    struct sched_param parameters = {0};
+    return sched_setscheduler(0, SCHED_BATCH, &parameters);
 }
 
 int CLinuxPacket_setupRing(int fd, uint32_t blockSize, uint32_t blockCount, uint32_t frameSize,

@@ -56,19 +56,26 @@ public final class OSThread: @unchecked Sendable {
 
     private final class Box {
         let name: String
+        let background: Bool
         let body: () -> Void
-        init(name: String, _ body: @escaping () -> Void) {
+        init(name: String, background: Bool, _ body: @escaping () -> Void) {
             self.name = name
+            self.background = background
             self.body = body
         }
     }
 
-    /// Starts `body` on a new thread named `name` (at most 15 bytes are kept by Linux).
-    public init(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
-        let box = Unmanaged.passRetained(Box(name: String(name.utf8.prefix(15))!, body)).toOpaque()
+    /// Starts `body` on a new thread named `name` (at most 15 bytes are kept by Linux). A
+    /// `background` thread runs under SCHED_BATCH: it gets its fair share of the CPU, but its
+    /// wake-ups never preempt a running thread (a writer woken by a full buffer must not
+    /// interrupt the capture thread that filled it, measured: that cost the capture thread
+    /// its caches at every buffer).
+    public init(name: String, background: Bool = false, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+        let box = Unmanaged.passRetained(Box(name: String(name.utf8.prefix(15))!, background: background, body)).toOpaque()
         let status = pthread_create(&thread, nil, { argument in
             let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
             CLinuxPacket_setThreadName(box.name)
+            if box.background { _ = CLinuxPacket_setBatchScheduling() }
             box.body()
             return nil
         }, box)
@@ -87,6 +94,13 @@ public enum Clock {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
+    /// Sleeps at least `nanoseconds` (a signal may end it early). The corresponding C function
+    /// is `nanosleep(2)`.
+    public static func sleep(nanoseconds: UInt64) {
+        var duration = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        _ = nanosleep(&duration, nil)
     }
 
     public static func monotonicNanoseconds() -> UInt64 {

@@ -15,6 +15,7 @@ final class CaptureWorker: @unchecked Sendable {
     /// How long the kernel may hold a partly filled block: after a stop request the worker keeps
     /// draining this long (plus a margin) so frames already received are not left behind.
     private let retireTimeoutNanoseconds: UInt64
+    private var pacing: WakePacing
 
     let stopRequested = Atomic<Bool>(false)
     let rotateRequested = Atomic<Bool>(false)
@@ -30,6 +31,8 @@ final class CaptureWorker: @unchecked Sendable {
     init(index: Int, rings: [PacketRing], interfaceIndexes: [UInt32], pipeline: Pipeline, storage: Storage) {
         self.index = index
         retireTimeoutNanoseconds = UInt64(rings.map(\.configuration.retireTimeoutMilliseconds).max() ?? 0) * 1_000_000
+        let smallestRing = rings.map(\.configuration).min { $0.ringSize < $1.ringSize } ?? PacketRing.Configuration()
+        pacing = WakePacing(blockSize: smallestRing.blockSize, blockCount: smallestRing.blockCount)
         self.rings = rings
         self.interfaceIndexes = interfaceIndexes
         self.pipeline = pipeline
@@ -53,6 +56,7 @@ final class CaptureWorker: @unchecked Sendable {
     private func run() {
         var lastHousekeeping: UInt64 = 0
         var stopDeadline: UInt64?
+        var blocksSinceWake = 0
         while true {
             if stopDeadline == nil, stopRequested.load(ordering: .relaxed) {
                 // Nothing new enters the rings from here on, so draining ends even when traffic
@@ -71,7 +75,10 @@ final class CaptureWorker: @unchecked Sendable {
                         frame.bytes, wireLength: frame.wireLength, timestampNanoseconds: frame.timestampNanoseconds,
                         offloadedTag: tag, interface: interface)
                 }
-                if frames != nil { drained = true }
+                if frames != nil {
+                    drained = true
+                    blocksSinceWake += 1
+                }
             }
             let now = Clock.monotonicNanoseconds()
             if now &- lastHousekeeping >= 100_000_000 {
@@ -84,7 +91,12 @@ final class CaptureWorker: @unchecked Sendable {
                 if !drained && now >= stopDeadline { break }
                 if now >= stopDeadline + 2_000_000_000 { break }
             }
-            if !drained { PacketRing.waitForAny(rings, milliseconds: 20) }
+            if !drained {
+                let nap = pacing.caughtUp(afterBlocks: blocksSinceWake)
+                if nap > 0, stopDeadline == nil { Clock.sleep(nanoseconds: nap) }
+                PacketRing.waitForAny(rings, milliseconds: 20)
+                blocksSinceWake = 0
+            }
         }
         pipeline.finishReassembly()
         housekeeping(monotonicNow: Clock.monotonicNanoseconds())

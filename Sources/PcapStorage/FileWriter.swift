@@ -62,7 +62,7 @@ final class FileWriter: @unchecked Sendable {
         self.retention = retention
         self.events = events
         commands.reserveCapacity(2048)
-        thread = try OSThread(name: "span-writer-\(index)") { [unowned self] in self.run() }
+        thread = try OSThread(name: "span-writer-\(index)", background: true) { [unowned self] in self.run() }
     }
 
     func enqueue(_ command: WriterCommand) {

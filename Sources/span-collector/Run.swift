@@ -28,7 +28,7 @@ extension SpanCollector {
         @Option(name: .long, help: ArgumentHelp("Ring size per capture thread and interface (default 64M).", valueName: "size"))
         var ringSize: String?
 
-        @Option(name: .long, help: ArgumentHelp("Ring block size, a power of two (default 4M).", valueName: "size"))
+        @Option(name: .long, help: ArgumentHelp("Ring block size, a power of two (default 256K).", valueName: "size"))
         var blockSize: String?
 
         @Option(name: .long, help: ArgumentHelp("Milliseconds the kernel may hold a partly filled block (default 64).", valueName: "ms"))

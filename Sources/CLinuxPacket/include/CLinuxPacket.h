@@ -25,6 +25,10 @@ static inline uint32_t CLinuxPacket_tpacketAlign(uint32_t x) { return TPACKET_AL
 /// Names the calling thread (visible in top -H, /proc/PID/task/*/comm).
 void CLinuxPacket_setThreadName(const char *name);
 
+/// Puts the calling thread in SCHED_BATCH: a wake-up of it never preempts the running thread.
+/// Returns 0 or -1 (errno set).
+int CLinuxPacket_setBatchScheduling(void);
+
 // MARK: TPACKET_V3 ring blocks
 
 /// The block's status word, loaded with acquire ordering: TP_STATUS_USER means the kernel has
