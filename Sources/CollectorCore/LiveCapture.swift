@@ -19,7 +19,8 @@ public final class LiveCapture: @unchecked Sendable {
         public var filter: String?
         public var writerThreads: Int = 1
         /// Batch buffers queued for the writers before frames are dropped.
-        public var queueDepth: Int = 64
+        /// 256 buffers of the default 256K: 64 MiB of disk stall ridden out.
+        public var queueDepth: Int = 256
         /// Seconds between status lines on standard error (0: none).
         public var statusIntervalSeconds: Int = 10
 

@@ -5,9 +5,11 @@
 /// caches the writer thread and the kernel have since refilled: measured, that cost more user
 /// time than decoding. So the thread paces itself: when a wake-up found fewer blocks than
 /// `targetBlocks` it naps a little longer the next time, when it found many it naps less. The
-/// nap never exceeds the time 10 Gbit/s takes to fill half the ring (27 ms for the default
-/// 64 MiB), so a burst that starts during a nap still fits; and it is only taken when the rings
-/// are empty, so it never delays frames that are already waiting.
+/// nap never exceeds the time 10 Gbit/s takes to fill three quarters of the ring (40 ms for the
+/// default 64 MiB), so a burst that starts during a nap still fits, with a quarter left for
+/// the walk that follows (which runs faster than 10 Gbit/s of IMIX arrives); and it is only
+/// taken when the rings are empty, so it never delays frames that are already waiting.
+/// Under sustained load wake-ups find many blocks and the nap shrinks to nothing.
 struct WakePacing {
     /// Blocks one wake-up should find.
     let targetBlocks: Int
@@ -21,8 +23,8 @@ struct WakePacing {
 
     init(blockSize: Int, blockCount: Int) {
         targetBlocks = max(2, blockCount / 16)
-        let halfRing = UInt64(blockSize) * UInt64(blockCount) / 2
-        let fill = halfRing * 1_000_000_000 / Self.assumedPeakBytesPerSecond
+        let threeQuarters = UInt64(blockSize) * UInt64(blockCount) / 4 * 3
+        let fill = threeQuarters * 1_000_000_000 / Self.assumedPeakBytesPerSecond
         maximumNanoseconds = min(max(fill, Self.minimumNap), Self.maximumNap)
     }
 

@@ -42,7 +42,7 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("UDP destination port carrying VXLAN (repeatable; default 4789).", valueName: "port"))
     var vxlanPort: [UInt16] = []
 
-    @Option(name: .long, help: ArgumentHelp("Size of one session batch buffer (default 1M).", valueName: "size"))
+    @Option(name: .long, help: ArgumentHelp("Size of one session batch buffer (default 256K).", valueName: "size"))
     var bufferSize: String?
 
     @Option(name: .long, help: ArgumentHelp("Upper bound of all batch buffers together (default 256M).", valueName: "size"))

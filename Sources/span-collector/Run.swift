@@ -37,7 +37,7 @@ extension SpanCollector {
         @Option(name: .long, help: ArgumentHelp("Writer threads (default 1).", valueName: "n"))
         var writerThreads: Int?
 
-        @Option(name: .long, help: ArgumentHelp("Batch buffers queued for the writers before frames are dropped as dropped.queue (default 64).", valueName: "n"))
+        @Option(name: .long, help: ArgumentHelp("Batch buffers queued for the writers before frames are dropped as dropped.queue (default 256).", valueName: "n"))
         var queueDepth: Int?
 
         @Option(name: .long, help: ArgumentHelp("A tcpdump expression that further restricts what is captured (ANDed with the mirror filter).", valueName: "expr"))
