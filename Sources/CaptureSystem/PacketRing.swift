@@ -167,9 +167,22 @@ public final class PacketRing: @unchecked Sendable {
     }
 
     /// Waits up to `milliseconds` for the next block. The corresponding C function is `poll(2)`.
-    public static func waitForAny(_ rings: [PacketRing], milliseconds: Int32) {
-        var descriptors = rings.map { pollfd(fd: $0.socket.rawValue, events: Int16(POLLIN | POLLERR), revents: 0) }
-        _ = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
+    /// Returns the pending socket errors it took, as (position in `rings`, errno): the kernel
+    /// sets ENETDOWN when the interface goes down or away, and `poll` would report it at once
+    /// for as long as nobody reads it (a busy loop). Reading it (SO_ERROR) clears it; a ring
+    /// whose interface comes back up receives again by itself.
+    public static func waitForAny(_ rings: [PacketRing], milliseconds: Int32) -> [(ring: Int, errno: Int32)] {
+        var descriptors = rings.map { pollfd(fd: $0.socket.rawValue, events: Int16(POLLIN), revents: 0) }
+        guard poll(&descriptors, nfds_t(descriptors.count), milliseconds) > 0 else { return [] }
+        var errors: [(ring: Int, errno: Int32)] = []
+        for (position, descriptor) in descriptors.enumerated() where descriptor.revents & Int16(POLLERR) != 0 {
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(descriptor.fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error != 0 {
+                errors.append((position, error))
+            }
+        }
+        return errors
     }
 
     /// Frames the kernel dropped because the ring was full, since the last call (the kernel

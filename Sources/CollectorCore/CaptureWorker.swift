@@ -12,6 +12,9 @@ final class CaptureWorker: @unchecked Sendable {
     private let interfaceIndexes: [UInt32]
     let pipeline: Pipeline
     private let storage: Storage
+    /// Called on this worker's thread when a ring's socket reports an error (ENETDOWN: the
+    /// interface went down or away).
+    private let onSocketError: (String, SystemError) -> Void
     /// How long the kernel may hold a partly filled block: after a stop request the worker keeps
     /// draining this long (plus a margin) so frames already received are not left behind.
     private let retireTimeoutNanoseconds: UInt64
@@ -28,7 +31,11 @@ final class CaptureWorker: @unchecked Sendable {
     private var thread: OSThread?
 
     /// `rings[i]` captures on the interface whose name is `pipeline.interfaceNames[interfaceIndexes[i]]`.
-    init(index: Int, rings: [PacketRing], interfaceIndexes: [UInt32], pipeline: Pipeline, storage: Storage) {
+    init(
+        index: Int, rings: [PacketRing], interfaceIndexes: [UInt32], pipeline: Pipeline, storage: Storage,
+        onSocketError: @escaping (String, SystemError) -> Void = { _, _ in }
+    ) {
+        self.onSocketError = onSocketError
         self.index = index
         retireTimeoutNanoseconds = UInt64(rings.map(\.configuration.retireTimeoutMilliseconds).max() ?? 0) * 1_000_000
         let smallestRing = rings.map(\.configuration).min { $0.ringSize < $1.ringSize } ?? PacketRing.Configuration()
@@ -94,7 +101,9 @@ final class CaptureWorker: @unchecked Sendable {
             if !drained {
                 let nap = pacing.caughtUp(afterBlocks: blocksSinceWake)
                 if nap > 0, stopDeadline == nil { Clock.sleep(nanoseconds: nap) }
-                PacketRing.waitForAny(rings, milliseconds: 20)
+                for (position, error) in PacketRing.waitForAny(rings, milliseconds: 20) {
+                    onSocketError(rings[position].interfaceName, SystemError(call: "poll", subject: rings[position].interfaceName, errno: error))
+                }
                 blocksSinceWake = 0
             }
         }

@@ -134,7 +134,12 @@ public final class LiveCapture: @unchecked Sendable {
                 workers.append(
                     CaptureWorker(
                         index: index, rings: rings, interfaceIndexes: rings.indices.map { UInt32($0) }, pipeline: pipeline,
-                        storage: storage))
+                        storage: storage,
+                        onSocketError: { [logger] interface, error in
+                            logger.error(
+                                "capture socket error: the interface went down or away; capture on it resumes if it comes back up with the same index",
+                                metadata: ["interface": "\(interface)", "error": "\(error)"])
+                        }))
             }
             for worker in workers { try worker.attachToRings(filter: filter) }
         } catch {

@@ -245,4 +245,44 @@ struct LiveCaptureTests {
         #expect(counts.count == files.count, "capinfos read every file")
         #expect(counts.values.reduce(0, +) > 0)
     }
+
+    @Test func interfaceDownIsReportedAndCaptureResumesWhenItComesBack() throws {
+        let namespaces = try NamespacePair()
+        defer { namespaces.remove() }
+        let output = try TestSupport.makeTemporaryDirectory("linkdown")
+        defer { TestSupport.removeDirectory(output) }
+        let collector = try CollectorProcess(namespace: namespaces.collector, output: output + "/out", arguments: ["--status-interval", "0"])
+        let session7 = [TestSupport.fixtures.appendingPathComponent("v02_erspan2.pcap").path]
+        try namespaces.replay(session7)
+
+        // Down: the kernel sets ENETDOWN on the socket; it is reported, and taken (a pending
+        // error would make every poll return at once).
+        #expect(try TestSupport.run(["ip", "-n", namespaces.collector, "link", "set", "vB", "down"], timeout: 20).status == 0)
+        var reported = false
+        for _ in 0..<100 where !reported {
+            reported = collector.stderrText.contains("capture socket error")
+            usleep(50_000)
+        }
+        #expect(reported, "\(collector.stderrText)")
+        let before = TestSupport.processCPUTicks(collector.process.processIdentifier)
+        usleep(1_000_000)
+        let after = TestSupport.processCPUTicks(collector.process.processIdentifier)
+        #expect(after - before < 20, "the collector should sleep while its interface is down")
+
+        // Up again: the same socket receives again.
+        #expect(try TestSupport.run(["ip", "-n", namespaces.collector, "link", "set", "vB", "up"], timeout: 20).status == 0)
+        var carrier = false
+        for _ in 0..<100 where !carrier {
+            let state = try TestSupport.run(["ip", "-n", namespaces.sender, "-br", "link", "show", "vA"], timeout: 20).standardOutput
+            carrier = state.contains(" UP ")
+            if !carrier { usleep(50_000) }
+        }
+        #expect(carrier)
+        try namespaces.replay(session7)
+        usleep(300_000)
+        let summary = try #require(collector.stop())
+        let sessions = try #require(summary["sessions"] as? [[String: Any]])
+        #expect(sessions.map { $0["packets"] as? Int } == [6], "3 frames before the link went down, 3 after it came back")
+        #expect(collector.stderrText.components(separatedBy: "capture socket error").count == 2, "reported once")
+    }
 }

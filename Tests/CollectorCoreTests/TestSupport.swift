@@ -70,6 +70,18 @@ enum TestSupport {
         return (path, directory + "/load.json")
     }()
 
+    /// User + system CPU of a process so far, in clock ticks (/proc/PID/stat fields 14 and 15;
+    /// the command name in parentheses may contain spaces, so fields count from its end).
+    static func processCPUTicks(_ pid: Int32) -> Int {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is the state (field 3): utime is field 14, stime field 15.
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return 0 }
+        return user + system
+    }
+
     /// Everything a pipe delivers until it closes. A plain read(2) loop that retries EINTR:
     /// Foundation's readDataToEndOfFile traps when a signal (SIGCHLD from another child)
     /// interrupts it.
