@@ -45,6 +45,7 @@ enum ERSPANHeader {
     }
 
     /// Parses a Type II header; returns the offset of the mirrored frame.
+    @inline(__always)
     static func parseTypeII(
         _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, into metadata: inout ERSPANMetadata
     ) throws(DiscardReason) -> Int {
@@ -67,6 +68,7 @@ enum ERSPANHeader {
 
     /// Parses a Type III header and its optional platform sub-header; returns the offset of the
     /// mirrored frame. FT is recorded, not judged: the decoder decides what it can write.
+    @inline(__always)
     static func parseTypeIII(
         _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, into metadata: inout ERSPANMetadata
     ) throws(DiscardReason) -> Int {

@@ -15,6 +15,7 @@ struct EthernetHeader {
     /// Offset of the payload after all tags.
     var payloadOffset: Int
 
+    @inline(__always)
     init(parsing bytes: UnsafeRawBufferPointer, offloadedTag: VLANTag?) throws(DiscardReason) {
         guard bytes.count >= Self.length else { throw .linkTruncated }
         var etherType = bytes.bigEndian16(at: 12)

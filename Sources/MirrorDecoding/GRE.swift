@@ -25,6 +25,7 @@ struct GREHeader {
     var hasSequence: Bool { flags & Self.sequenceBit != 0 }
 
     /// Parses the header at `offset`; `end` bounds the GRE packet inside the captured bytes.
+    @inline(__always)
     init(parsing bytes: UnsafeRawBufferPointer, at offset: Int, end: Int) throws(DiscardReason) {
         guard end >= offset + 4 else { throw .greTruncated }
         flags = bytes.bigEndian16(at: offset)

@@ -18,6 +18,7 @@ struct IPv4Header {
     var fragmentOffset: Int
     var moreFragments: Bool
 
+    @inline(__always)
     init(parsing bytes: UnsafeRawBufferPointer, at offset: Int, wireLength: Int) throws(DiscardReason) {
         guard bytes.count >= offset + Self.minimumLength else { throw .ipv4Truncated }
         let versionAndLength = bytes.byte(at: offset)

@@ -15,7 +15,7 @@ public enum CaptureFileFormat: String, Sendable, CaseIterable {
 
     /// Bytes a record of `capturedLength` data bytes takes in the file (with `options`, which
     /// only pcapng has: see `options(for:)`).
-    @inline(__always)
+    @inlinable
     public func recordLength(capturedLength: Int, options: RecordOptions = .none) -> Int {
         switch self {
         case .pcap: PcapRecord.headerLength + capturedLength
@@ -48,7 +48,7 @@ public enum CaptureFileFormat: String, Sendable, CaseIterable {
 
     /// Writes a record's framing before the data at `destination`; returns the data offset.
     /// `interfaceID` and `options` only matter to pcapng.
-    @inline(__always)
+    @inlinable
     public func writeRecordPrefix(
         to destination: UnsafeMutableRawPointer, interfaceID: UInt32 = 0, timestampNanoseconds: UInt64, capturedLength: Int,
         wireLength: Int, options: RecordOptions = .none
@@ -69,7 +69,7 @@ public enum CaptureFileFormat: String, Sendable, CaseIterable {
 
     /// Writes what follows the data (pcapng padding, options and trailing length). `options`
     /// must be `options(for: annotations)`.
-    @inline(__always)
+    @inlinable
     public func writeRecordSuffix(
         to destination: UnsafeMutableRawPointer, capturedLength: Int, options: RecordOptions = .none,
         annotations: RecordAnnotations = .none

@@ -26,7 +26,7 @@ public enum PcapFileHeader {
 public enum PcapRecord {
     public static let headerLength = 16
 
-    @inline(__always)
+    @inlinable
     public static func writeHeader(
         to destination: UnsafeMutableRawPointer, timestampNanoseconds: UInt64, capturedLength: Int, wireLength: Int
     ) {

@@ -77,7 +77,7 @@ public struct RecordOptions: Sendable, Equatable {
     }
 
     /// The options `annotations` make.
-    @inline(__always)
+    @inlinable
     public init(_ annotations: RecordAnnotations) {
         if annotations.transport == .none {
             self = .none
@@ -95,12 +95,12 @@ public enum EnhancedPacketBlock {
     static let optionComment: UInt16 = 1
     static let optionFlags: UInt16 = 2
 
-    @inline(__always)
+    @inlinable
     public static func length(capturedLength: Int, optionsLength: Int = 0) -> Int {
         headerLength + (capturedLength + 3) & ~3 + optionsLength + 4
     }
 
-    @inline(__always)
+    @inlinable
     static func writeHeader(
         to destination: UnsafeMutableRawPointer, interfaceID: UInt32 = 0, timestampNanoseconds: UInt64, capturedLength: Int,
         wireLength: Int, optionsLength: Int = 0
@@ -117,7 +117,7 @@ public enum EnhancedPacketBlock {
 
     /// The data padding, the options of `annotations` (sized as `options`) and the trailing
     /// length, after the data of the block that starts at `destination`.
-    @inline(__always)
+    @usableFromInline
     static func writeTrailer(
         to destination: UnsafeMutableRawPointer, capturedLength: Int, options: RecordOptions = .none,
         annotations: RecordAnnotations = .none

@@ -2,17 +2,17 @@
 // exact size first (`recordLength`), the caller guarantees the room, so stores do not check.
 
 extension UnsafeMutableRawPointer {
-    @inline(__always)
+    @inlinable
     func store32(_ value: UInt32, at offset: Int) {
         storeBytes(of: value, toByteOffset: offset, as: UInt32.self)
     }
 
-    @inline(__always)
+    @inlinable
     func store16(_ value: UInt16, at offset: Int) {
         storeBytes(of: value, toByteOffset: offset, as: UInt16.self)
     }
 
-    @inline(__always)
+    @inlinable
     func store64(_ value: UInt64, at offset: Int) {
         storeBytes(of: value, toByteOffset: offset, as: UInt64.self)
     }
