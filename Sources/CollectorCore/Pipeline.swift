@@ -82,7 +82,7 @@ public final class Pipeline {
             }
             return
         }
-        accept(scratch, bytes: bytes, timestampNanoseconds: timestampNanoseconds, interface: interface)
+        accept(bytes: bytes, timestampNanoseconds: timestampNanoseconds, interface: interface)
     }
 
     /// A fragment: held until its datagram is complete, which then goes through the frame path
@@ -100,13 +100,12 @@ public final class Pipeline {
         case .completed(let datagram, let fragments):
             pendingFragments -= fragments - 1
             received -= Int64(fragments - 1)
-            var frame = MirrorFrame()
             // The link layer's tag went into the datagram's bytes only if it was in the first
             // fragment's bytes; an offloaded tag stays offloaded.
-            if let reason = decoder.decode(datagram, wireLength: datagram.count, offloadedTag: offloadedTag, into: &frame) {
+            if let reason = decoder.decode(datagram, wireLength: datagram.count, offloadedTag: offloadedTag, into: &scratch) {
                 discards[Int(reason.rawValue)] += 1
             } else {
-                accept(frame, bytes: datagram, timestampNanoseconds: timestampNanoseconds, interface: interface)
+                accept(bytes: datagram, timestampNanoseconds: timestampNanoseconds, interface: interface)
             }
         }
         countReassemblyDiscards()
@@ -132,16 +131,18 @@ public final class Pipeline {
         countReassemblyDiscards()
     }
 
-    /// A decoded mirror frame: authorize, find the session, account, append.
+    /// The frame just decoded into `scratch`: authorize, find the session, account, append.
+    /// It reads `scratch` in place: a copy would load every field of the frame, used or not,
+    /// because the calls in between could change it.
     @inline(__always)
-    private func accept(_ frame: MirrorFrame, bytes: UnsafeRawBufferPointer, timestampNanoseconds: UInt64, interface: UInt32) {
-        if hasAllowList, frame.encapsulation != .rspan, !isAllowed(frame.exporter) {
+    private func accept(bytes: UnsafeRawBufferPointer, timestampNanoseconds: UInt64, interface: UInt32) {
+        if hasAllowList, scratch.encapsulation != .rspan, !isAllowed(scratch.exporter) {
             discards[Int(DiscardReason.exporterNotAllowed.rawValue)] += 1
             return
         }
-        if frame.anomalies.rawValue != 0 { countAnomalies(frame.anomalies) }
+        if scratch.anomalies.rawValue != 0 { countAnomalies(scratch.anomalies) }
 
-        let key = SessionKey(frame, interface: interface)
+        let key = SessionKey(scratch, interface: interface)
         let slot = key.cacheSlot & (Self.cacheSize - 1)
         let session: Unmanaged<Session>
         if let cached = cache[slot], cached._withUnsafeGuaranteedRef({ $0.key == key }) {
@@ -149,7 +150,7 @@ public final class Pipeline {
         } else if let known = sessionIndex[key] {
             session = Unmanaged.passUnretained(known)
             cache[slot] = session
-        } else if let created = newSession(key: key, encapsulation: frame.encapsulation) {
+        } else if let created = newSession(key: key, encapsulation: scratch.encapsulation) {
             session = Unmanaged.passUnretained(created)
             cache[slot] = session
         } else {
@@ -158,52 +159,52 @@ public final class Pipeline {
         }
         session._withUnsafeGuaranteedRef { session in
             var timestampNanoseconds = timestampNanoseconds
-            if hasTimestampRules, frame.encapsulation == .erspan3 {
+            if hasTimestampRules, scratch.encapsulation == .erspan3 {
                 var implausible = false
                 if let switchTime = timestamps.recordTime(
-                    for: frame, receive: timestampNanoseconds, mode: session.timestampMode, clock: &session.relativeClock,
+                    for: scratch, receive: timestampNanoseconds, mode: session.timestampMode, clock: &session.relativeClock,
                     implausible: &implausible)
                 {
                     timestampNanoseconds = switchTime
                 }
                 if implausible { implausibleTimestamps += 1 }
             }
-            if dropDuplicates, frame.hasSequence {
+            if dropDuplicates, scratch.hasSequence {
                 // A transport duplicate: the number seen before and the same bytes.
                 // The first frame seen with a number is the reference its repeats are compared to.
-                let fingerprint = Self.fingerprint(bytes, offset: frame.innerOffset, count: frame.innerCapturedLength)
-                if session.sequence.hasSeen(frame.sequence) {
-                    if session.recentFingerprint(frame.sequence) == fingerprint {
-                        session.sequence.observe(frame.sequence)  // still counted as a duplicate
+                let fingerprint = Self.fingerprint(bytes, offset: scratch.innerOffset, count: scratch.innerCapturedLength)
+                if session.sequence.hasSeen(scratch.sequence) {
+                    if session.recentFingerprint(scratch.sequence) == fingerprint {
+                        session.sequence.observe(scratch.sequence)  // still counted as a duplicate
                         discards[Int(DiscardReason.transportDuplicate.rawValue)] += 1
                         return
                     }
                 } else {
-                    session.remember(frame.sequence, fingerprint: fingerprint)
+                    session.remember(scratch.sequence, fingerprint: fingerprint)
                 }
             }
-            if frame.isRawIP, !session.writesMetadata {
+            if scratch.isRawIP, !session.writesMetadata {
                 // pcap: one link type per file, so raw IP has its own `-ip` series.
-                record(frame, bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: rawIPSession(of: session))
+                record(bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: rawIPSession(of: session))
             } else {
-                record(frame, bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: session)
+                record(bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: session)
             }
             // After the append: a gap this frame reveals belongs to the file it lands in (the
             // recorder reads the accounting when a file starts and ends).
-            if frame.hasSequence { session.sequence.observe(frame.sequence) }
+            if scratch.hasSequence { session.sequence.observe(scratch.sequence) }
         }
     }
 
     /// Appends a decoded frame to `session`'s files, with its metadata when they are pcapng.
     @inline(__always)
-    private func record(_ frame: MirrorFrame, bytes: UnsafeRawBufferPointer, timestampNanoseconds: UInt64, in session: Session) {
+    private func record(bytes: UnsafeRawBufferPointer, timestampNanoseconds: UInt64, in session: Session) {
         session.recorderOnFramePath._withUnsafeGuaranteedRef { recorder in
-            if frame.isTruncated || frame.innerCapturedLength > recorder.maximumCapturedLength { session.truncated += 1 }
+            if scratch.isTruncated || scratch.innerCapturedLength > recorder.maximumCapturedLength { session.truncated += 1 }
             recorder.append(
-                timestampNanoseconds: timestampNanoseconds, source: bytes, offset: frame.innerOffset,
-                capturedLength: frame.innerCapturedLength, removedOffset: frame.removedOffset,
-                removedLength: frame.removedLength, wireLength: frame.innerWireLength,
-                annotations: session.writesMetadata ? RecordAnnotations(frame) : .none)
+                timestampNanoseconds: timestampNanoseconds, source: bytes, offset: scratch.innerOffset,
+                capturedLength: scratch.innerCapturedLength, removedOffset: scratch.removedOffset,
+                removedLength: scratch.removedLength, wireLength: scratch.innerWireLength,
+                annotations: session.writesMetadata ? RecordAnnotations(scratch) : nil)
         }
     }
 

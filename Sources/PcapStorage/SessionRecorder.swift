@@ -101,18 +101,19 @@ public final class SessionRecorder {
 
     /// Appends one frame. Its bytes are `source[offset ..< offset + capturedLength]` with the
     /// `removedLength` bytes at `offset + removedOffset` left out. `annotations` become the
-    /// record's options in pcapng (ignored in pcap). Returns false when the frame was dropped
-    /// for want of a buffer (counted in `queueDroppedPackets`).
+    /// record's options in pcapng (ignored in pcap; nil there, so the caller does not build a
+    /// zeroed one per frame). Returns false when the frame was dropped for want of a buffer
+    /// (counted in `queueDroppedPackets`).
     @inline(__always)
     @discardableResult
     public func append(
         timestampNanoseconds: UInt64, source: UnsafeRawBufferPointer, offset: Int, capturedLength: Int,
-        removedOffset: Int = 0, removedLength: Int = 0, wireLength: Int, annotations: RecordAnnotations = .none
+        removedOffset: Int = 0, removedLength: Int = 0, wireLength: Int, annotations: RecordAnnotations? = nil
     ) -> Bool {
         let capturedLength = min(capturedLength, maximumCapturedLength)
-        let options = carriesMetadata ? RecordOptions(annotations) : .none
+        let options = carriesMetadata ? RecordOptions(annotations ?? .none) : .none
         let recordLength = format.recordLength(capturedLength: capturedLength, options: options)
-        let rawIP = carriesMetadata && annotations.isRawIP
+        let rawIP = carriesMetadata && annotations?.isRawIP == true
         if fileRecords > 0 {
             // The interface block and its statistics block come with the first raw-IP record.
             let growth = recordLength + (rawIP && !fileHasRawIPInterface ? rawIPInterfaceGrowth : 0)
@@ -151,7 +152,9 @@ public final class SessionRecorder {
             data.copyMemory(from: start, byteCount: head)
             data.advanced(by: head).copyMemory(from: start + head + removedLength, byteCount: capturedLength - head)
         }
-        format.writeRecordSuffix(to: destination, capturedLength: capturedLength, options: options, annotations: annotations)
+        if carriesMetadata {
+            format.writeRecordSuffix(to: destination, capturedLength: capturedLength, options: options, annotations: annotations ?? .none)
+        }
 
         bufferUsed += recordLength
         bufferRecords += 1
