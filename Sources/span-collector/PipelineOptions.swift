@@ -104,6 +104,20 @@ struct PipelineOptions: ParsableArguments {
     /// Builds the configuration: the file's settings (if any), then the flags given, reporting
     /// every problem at once with the flag it concerns. `metricsListen` and `otherProblems` are
     /// `run`'s (its capture flags).
+    /// The entries of a repeatable `CIDR=value` flag; a text that does not parse is a problem
+    /// named after the flag, with the form it should have.
+    private static func entries<Entry>(
+        _ texts: [String], flag: String, form: String, parse: (String) -> Entry?, problems: inout [ConfigurationProblem]
+    ) -> [Entry] {
+        texts.compactMap { text in
+            guard let entry = parse(text) else {
+                problems.append(.init(key: flag, message: "'\(text)' is not \(form)"))
+                return nil
+            }
+            return entry
+        }
+    }
+
     func makeConfiguration(
         file: LoadedConfiguration? = nil, defaultOutput: String? = nil, metricsListen: String? = nil,
         otherProblems: [ConfigurationProblem] = []
@@ -152,24 +166,14 @@ struct PipelineOptions: ParsableArguments {
         if let maxSessions { configuration.maximumSessions = maxSessions }
         if dropDuplicates { configuration.dropDuplicates = true }
         if !erspanTimestamps.isEmpty {
-            configuration.switchTimestamps.rules = []
-            for text in erspanTimestamps {
-                if let entry = SwitchTimestampPolicy.parseEntry(text) {
-                    configuration.switchTimestamps.rules.append(entry)
-                } else {
-                    problems.append(.init(key: "--erspan-timestamps", message: "'\(text)' is not CIDR=receive|relative|ptp|unix100us"))
-                }
-            }
+            configuration.switchTimestamps.rules = Self.entries(
+                erspanTimestamps, flag: "--erspan-timestamps", form: "CIDR=receive|relative|ptp|unix100us",
+                parse: SwitchTimestampPolicy.parseEntry, problems: &problems)
         }
         if !forceErspanType.isEmpty {
-            configuration.forcedERSPANTypes = []
-            for text in forceErspanType {
-                if let entry = ClassifierOverrides.parseEntry(text) {
-                    configuration.forcedERSPANTypes.append(entry)
-                } else {
-                    problems.append(.init(key: "--force-erspan-type", message: "'\(text)' is not CIDR=I|II|III (e.g. 198.51.100.7/32=I)"))
-                }
-            }
+            configuration.forcedERSPANTypes = Self.entries(
+                forceErspanType, flag: "--force-erspan-type", form: "CIDR=I|II|III (e.g. 198.51.100.7/32=I)",
+                parse: ClassifierOverrides.parseEntry, problems: &problems)
         }
         if let idleTimeout { configuration.idleTimeoutSeconds = idleTimeout }
         if let acceptUnknownSessions { configuration.acceptUnknownSessions = acceptUnknownSessions }

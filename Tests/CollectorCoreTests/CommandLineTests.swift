@@ -45,11 +45,16 @@ import Testing
         let result = try TestSupport.run([
             TestSupport.collectorBinary, "replay", "x.pcap", "--output", "/tmp/x", "--rotate-size", "lots",
             "--allow-exporter", "300.1.1.1/8", "--rspan-vlan", "5000",
+            "--force-erspan-type", "198.51.100.7/32=IV", "--force-erspan-type", "198.51.100.8/32=I",
+            "--erspan-timestamps", "198.51.100.9=sometimes",
         ])
         #expect(result.status != 0)
         #expect(result.standardError.contains("--rotate-size: 'lots' is not a size"))
         #expect(result.standardError.contains("--allow-exporter: '300.1.1.1/8'"))
         #expect(result.standardError.contains("--rspan-vlan: 5000 is not a VLAN ID"))
+        #expect(result.standardError.contains("--force-erspan-type: '198.51.100.7/32=IV' is not CIDR=I|II|III"))
+        #expect(!result.standardError.contains("198.51.100.8/32=I'"), "a valid entry is not a problem")
+        #expect(result.standardError.contains("--erspan-timestamps: '198.51.100.9=sometimes' is not CIDR=receive|relative|ptp|unix100us"))
     }
 
     @Test func unreadableInputIsAnErrorNotACrash() throws {
