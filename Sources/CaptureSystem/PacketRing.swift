@@ -37,14 +37,25 @@ public final class PacketRing: @unchecked Sendable {
         public var timestampNanoseconds: UInt64
         /// The outer VLAN tag the kernel removed (hardware offload or software untagging).
         public var strippedTag: (protocolID: UInt16, controlInformation: UInt16)?
+
+        @inlinable
+        init(
+            bytes: UnsafeRawBufferPointer, wireLength: Int, timestampNanoseconds: UInt64,
+            strippedTag: (protocolID: UInt16, controlInformation: UInt16)?
+        ) {
+            self.bytes = bytes
+            self.wireLength = wireLength
+            self.timestampNanoseconds = timestampNanoseconds
+            self.strippedTag = strippedTag
+        }
     }
 
     public let interfaceName: String
     public let interfaceIndex: Int32
     public let configuration: Configuration
     private let socket: FileDescriptor
-    private let ring: UnsafeMutableRawPointer
-    private var nextBlock = 0
+    @usableFromInline let ring: UnsafeMutableRawPointer
+    @usableFromInline var nextBlock = 0
 
     /// Opens the socket and its ring on `interfaceName`. Nothing is received until `start()`.
     public init(interfaceName: String, configuration: Configuration) throws(SystemError) {
@@ -135,7 +146,8 @@ public final class PacketRing: @unchecked Sendable {
 
     /// Walks the next block if the kernel has handed it over: calls `body` for every frame,
     /// returns the block, and reports how many frames there were (nil: no block ready).
-    @inline(__always)
+    /// Inlinable: the capture loop's per-frame closure is then inlined into the walk.
+    @inlinable
     public func drainNextBlock(_ body: (borrowing Frame) -> Void) -> Int? {
         let block = ring + nextBlock * configuration.blockSize
         guard CLinuxPacket_blockStatus(block) & UInt32(TP_STATUS_USER) != 0 else { return nil }
