@@ -8,23 +8,9 @@
 // `swiftc -O -sanitize=fuzzer,address -parse-as-library`. SwiftPM's executable link step
 // cannot be used: it aliases `main`, which clashes with libFuzzer's own `main`.
 //
-// Input format (the same splitting is in Tests/CollectorCoreTests/FuzzRegressionTests.swift and
-// scripts/fuzz-seeds.py; keep the three in step):
-//
-//     input    := selector:u8 frame*
-//     frame    := length:u16be wireExtra:u16be meta:u8 bytes[length]
-//                 (a last frame shorter than `length` takes what is left)
-//     selector := bits 0-1  pipeline configuration (see `FuzzConfiguration`)
-//                 bit  7    also run the real Pipeline + Storage (slower: files, a writer thread)
-//     meta     := bits 0-1  link type (0 Ethernet, 1 raw IP, 2 Linux SLL, 3 Linux SLL2)
-//                 bits 2-3  NIC-offloaded outer VLAN tag (0 none, 1 VID 999, 2 VID 10 PCP 5,
-//                           3 0x88A8 VID 4095)
-//                 bits 4-5  capture interface index (RSPAN session names; 2 and 3 are unnamed)
-//                 bits 6-7  time step to this frame (0 +1 µs, 1 +0.3 s, 2 +0, 3 -1 s)
-//
-// The wire length is `length + wireExtra` (never below the captured length, as AF_PACKET and
-// the pcap reader guarantee). Every frame is copied into its own exact-size allocation so that
-// AddressSanitizer sees a read one byte past the captured frame.
+// Input format and configurations: Tests/CollectorCoreTests/FuzzInput.swift (`FuzzInput`),
+// which scripts/fuzz.sh compiles in with this file. Every frame is copied into its own
+// exact-size allocation so that AddressSanitizer sees a read one byte past the captured frame.
 //
 // Oracles besides "no crash, no sanitizer report": the decoded frame lies inside the captured
 // bytes and is at least an Ethernet header; wire length ≥ captured length; session identifiers
@@ -42,93 +28,6 @@ import PcapStorage
     import Glibc
 #endif
 
-// MARK: - Configurations
-
-enum FuzzConfiguration {
-    /// The decoder configurations every frame is decoded with.
-    static let decoders: [MirrorDecoder] = [
-        MirrorDecoder(),
-        MirrorDecoder(configuration: .init(rspanVLANs: VLANSet([999, 10]), vxlanPorts: VXLANPorts([4789, 8472]))),
-        {
-            var configuration = MirrorDecoder.Configuration(
-                rspanVLANs: VLANSet([0, 1, 4094, 4095]),
-                vxlanPorts: VXLANPorts([0, 1, 4789, 8472, 65535, 6081, 4790, 53, 2000, 1000, 47, 17, 9, 10, 11, 12]),
-                verifyGREChecksum: false)
-            configuration.classifierOverrides = ClassifierOverrides(forcedTypes)
-            return MirrorDecoder(configuration: configuration)
-        }(),
-        MirrorDecoder(configuration: .init(rspanVLANs: VLANSet([999]), vxlanPorts: VXLANPorts([4789]))),
-    ]
-
-    static let interfaceNames = ["fz0", "fz1"]
-
-    /// ERSPAN types forced per exporter in configuration 2 (devices that break the rules).
-    static let forcedTypes: [(IPPrefix, ClassifierOverrides.ForcedType)] = [
-        (IPPrefix("198.51.100.7/32")!, .typeI), (IPPrefix("198.51.100.0/25")!, .typeII), (IPPrefix("2001:db8::/32")!, .typeIII),
-    ]
-
-    /// Reassembly limits per configuration: the defaults, and tiny caps to reach the limit paths.
-    static func reassemblyLimits(_ index: Int) -> FragmentReassembler.Limits {
-        var limits = FragmentReassembler.Limits()
-        if index == 2 || index == 3 {
-            limits.timeoutNanoseconds = 1_000_000_000
-            limits.maximumBytes = 4096
-            limits.maximumBytesPerExporter = index == 2 ? 2048 : 4096
-            limits.maximumDatagrams = 4
-        }
-        return limits
-    }
-
-    /// The pipeline configuration for `selector & 3` (its decoder is `decoders[selector & 3]`
-    /// except for the checksum switch, which CollectorConfiguration does not expose).
-    static func collector(_ index: Int, directory: String) -> CollectorConfiguration {
-        var configuration = CollectorConfiguration(outputDirectory: directory)
-        configuration.bufferSize = StorageConfiguration.minimumBufferSize
-        configuration.maximumBufferMemory = 8 * StorageConfiguration.minimumBufferSize
-        configuration.reassemblyLimits = reassemblyLimits(index)
-        switch index {
-        case 1:
-            configuration.rspanVLANs = [999, 10]
-            configuration.vxlanPorts = [4789, 8472]
-            configuration.rotateSize = 4096
-            configuration.format = .pcapng
-            configuration.switchTimestamps.rules = [(IPPrefix("198.51.100.0/24")!, .relative), (IPPrefix("::/0")!, .unix100us)]
-        case 2:
-            configuration.rspanVLANs = [0, 1, 4094, 4095]
-            configuration.vxlanPorts = [0, 1, 4789, 8472, 65535, 6081, 4790, 53, 2000, 1000, 47, 17, 9, 10, 11, 12]
-            configuration.rotateIntervalSeconds = 1
-            configuration.keepFiles = 1
-            configuration.forcedERSPANTypes = forcedTypes
-            configuration.dropDuplicates = true
-            configuration.maximumSessions = 4
-            configuration.idleTimeoutSeconds = 1
-            configuration.switchTimestamps.rules = [
-                (IPPrefix("198.51.100.0/25")!, .relative), (IPPrefix("2001:db8::/32")!, .ptp), (IPPrefix("0.0.0.0/0")!, .unix100us),
-            ]
-        case 3:
-            configuration.rspanVLANs = [999]
-            configuration.allowedExporters = [IPPrefix("198.51.100.0/24")!, IPPrefix("2001:db8::/32")!]
-            configuration.acceptUnknownSessions = false
-            var erspan = SessionRule(name: "fz-erspan-1")
-            erspan.transport = .erspan
-            erspan.id = 1
-            erspan.exporter = IPPrefix("198.51.100.0/24")
-            var anyVXLAN = SessionRule(name: "fz-vxlan")
-            anyVXLAN.transport = .vxlan
-            anyVXLAN.rotateSize = 4096
-            var rspan = SessionRule(name: "fz-rspan")
-            rspan.interface = "fz1"
-            var v6 = SessionRule(name: "fz-v6")
-            v6.exporter = IPPrefix("2001:db8::/32")
-            v6.rotateIntervalSeconds = 1
-            configuration.sessionRules = [erspan, anyVXLAN, rspan, v6]
-        default:
-            break
-        }
-        return configuration
-    }
-}
-
 // MARK: - Input splitting
 
 struct FuzzFrame {
@@ -142,39 +41,16 @@ struct FuzzFrame {
 
 /// Splits an input into frames, each in its own exact-size allocation (freed by the caller).
 func fuzzFrames(_ input: UnsafeRawBufferPointer) -> (selector: UInt8, frames: [FuzzFrame]) {
-    guard let selector = input.first else { return (0, []) }
-    var frames: [FuzzFrame] = []
-    var offset = 1
-    var time: UInt64 = 1_700_000_000_000_000_001
-    while offset + 5 <= input.count {
-        let length = Int(input[offset]) << 8 | Int(input[offset + 1])
-        let wireExtra = Int(input[offset + 2]) << 8 | Int(input[offset + 3])
-        let meta = input[offset + 4]
-        offset += 5
-        let count = min(length, input.count - offset)
-        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 1)
-        if count > 0 { copy.copyMemory(from: UnsafeRawBufferPointer(rebasing: input[offset..<(offset + count)])) }
-        offset += count
-        let linkType: LinkType = [.ethernet, .rawIP, .linuxCooked, .linuxCookedV2][Int(meta & 3)]
-        let tag: VLANTag? =
-            switch meta >> 2 & 3 {
-            case 1: VLANTag(controlInformation: 999)
-            case 2: VLANTag(controlInformation: 5 << 13 | 10)
-            case 3: VLANTag(protocolID: 0x88A8, controlInformation: 0x0FFF)
-            default: nil
-            }
-        switch meta >> 6 {
-        case 0: time &+= 1_000
-        case 1: time &+= 300_000_000
-        case 3: time &-= 1_000_000_000
-        default: break
-        }
-        frames.append(
-            FuzzFrame(
-                bytes: copy, wireLength: count + wireExtra, linkType: linkType, offloadedTag: tag,
-                interface: UInt32(meta >> 4 & 3), timestampNanoseconds: time))
-    }
-    return (selector, frames)
+    let (selector, frames) = FuzzInput.split(input)
+    return (
+        selector,
+        frames.map { frame in
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: frame.bytes.count, alignment: 1)
+            if !frame.bytes.isEmpty { copy.copyMemory(from: UnsafeRawBufferPointer(rebasing: input[frame.bytes])) }
+            return FuzzFrame(
+                bytes: copy, wireLength: frame.wireLength, linkType: frame.linkType, offloadedTag: frame.offloadedTag,
+                interface: frame.interface, timestampNanoseconds: frame.timestampNanoseconds)
+        })
 }
 
 // MARK: - Oracles
@@ -266,8 +142,8 @@ struct SessionModel {
     mutating func observe(_ frame: MirrorFrame, interface: UInt32, configurationIndex: Int) {
         var key = SessionKey(frame, interface: interface)
         let interfaceName =
-            Int(key.interface) < FuzzConfiguration.interfaceNames.count
-            ? FuzzConfiguration.interfaceNames[Int(key.interface)] : "if\(key.interface)"
+            Int(key.interface) < FuzzInput.interfaceNames.count
+            ? FuzzInput.interfaceNames[Int(key.interface)] : "if\(key.interface)"
         key.interface |= UInt32(configurationIndex) << 8  // one table for all configurations
         if sessions[key] == nil {
             var nameKey = key
@@ -346,8 +222,8 @@ public func fuzzDecodePath(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 
     //    the pipeline does); decoded frames through the session key, the default name and the
     //    sequence tracker (against its model).
     var model = SessionModel()
-    for (configurationIndex, decoder) in FuzzConfiguration.decoders.enumerated() {
-        let reassembler = FragmentReassembler(limits: FuzzConfiguration.reassemblyLimits(configurationIndex))
+    for (configurationIndex, decoder) in FuzzInput.decoders.enumerated() {
+        let reassembler = FragmentReassembler(limits: FuzzInput.reassemblyLimits(configurationIndex))
         var fragmentsAdded = 0
         var fragmentsDiscarded = 0
         for fuzzFrame in frames {
@@ -415,7 +291,7 @@ let fuzzOutputRoot: String = {
 func runPipeline(_ frames: [FuzzFrame], configurationIndex: Int) {
     fuzzRunCount += 1
     let directory = fuzzOutputRoot + "/run-\(fuzzRunCount)"
-    let configuration = FuzzConfiguration.collector(configurationIndex, directory: directory)
+    let configuration = FuzzInput.configuration(configurationIndex, directory: directory)
     fuzzCheck(configuration.problems().isEmpty || configurationIndex == 2, "fuzz configuration \(configuration.problems())")
     let storage: Storage
     do {
@@ -426,7 +302,7 @@ func runPipeline(_ frames: [FuzzFrame], configurationIndex: Int) {
         fuzzCheck(false, "storage in \(directory): \(error)")
         return
     }
-    let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceNames: FuzzConfiguration.interfaceNames)
+    let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceNames: FuzzInput.interfaceNames)
     for frame in frames {
         pipeline.process(
             UnsafeRawBufferPointer(frame.bytes), wireLength: frame.wireLength, timestampNanoseconds: frame.timestampNanoseconds,

@@ -10,7 +10,8 @@ with its GRE sequence numbers):
     OUTDIR/<fixture>.decode   selector = configuration, decoders and session model only
     OUTDIR/<fixture>.pipeline selector | 0x80: also through Pipeline + Storage
 
-Input format (keep in step with Fuzz/FuzzDecodePath.swift and FuzzRegressionTests.swift):
+Input format (keep in step with Tests/CollectorCoreTests/FuzzInput.swift, which the fuzz target
+and FuzzRegressionTests share):
 
     input    := selector:u8 frame*
     frame    := length:u16be wireExtra:u16be meta:u8 bytes[length]

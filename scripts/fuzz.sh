@@ -75,7 +75,7 @@ build() {
     cp -R Sources/MirrorDecoding Sources/PcapFormat Sources/CaptureSystem Sources/PcapStorage \
         Sources/CLinuxPacket Sources/CPcap "$src.new/"
     for file in $CORE_FILES; do cp "Sources/CollectorCore/$file.swift" "$src.new/CollectorCore/"; done
-    cp Fuzz/FuzzDecodePath.swift "$src.new/CollectorCore/"
+    cp Fuzz/FuzzDecodePath.swift Tests/CollectorCoreTests/FuzzInput.swift "$src.new/CollectorCore/"
     local stamp
     stamp=$( (cd "$src.new" && find . -type f | sort | xargs sha256sum; "$SWIFTC" --version 2>&1; sha256sum "$ROOT/scripts/fuzz.sh") | sha256sum | cut -d' ' -f1)
     if [ -x "$BINARY" ] && [ "$(cat "$BUILD/stamp" 2>/dev/null)" = "$stamp" ]; then

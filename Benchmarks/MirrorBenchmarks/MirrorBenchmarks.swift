@@ -142,15 +142,7 @@ final class WriteState: @unchecked Sendable {
         let problems = configuration.problems()
         guard problems.isEmpty else { fail("invalid configuration: \(problems)") }
 
-        // What CollectorConfiguration.storageConfiguration(handoff: .wait) builds (internal there).
-        var storageConfiguration = StorageConfiguration(directory: directory)
-        storageConfiguration.format = configuration.format
-        storageConfiguration.rotateSize = configuration.rotateSize
-        storageConfiguration.rotateIntervalSeconds = configuration.rotateIntervalSeconds
-        storageConfiguration.keepFiles = configuration.keepFiles
-        storageConfiguration.bufferSize = configuration.bufferSize
-        storageConfiguration.maximumBufferMemory = configuration.maximumBufferMemory
-        storageConfiguration.handoff = .wait
+        let storageConfiguration = configuration.storageConfiguration(handoff: .wait)
         do {
             storage = try Storage(configuration: storageConfiguration)
         } catch {

@@ -193,7 +193,9 @@ public struct CollectorConfiguration: Sendable {
         return decoder
     }
 
-    func storageConfiguration(handoff: StorageConfiguration.Handoff) -> StorageConfiguration {
+    /// The storage settings this configuration implies (`handoff`: `.wait` in replay, `.drop`
+    /// live). Public for the tests and benchmarks that build a `Storage` of their own.
+    public func storageConfiguration(handoff: StorageConfiguration.Handoff) -> StorageConfiguration {
         var storage = StorageConfiguration(directory: outputDirectory)
         storage.format = format
         storage.rotateSize = rotateSize
