@@ -6,19 +6,20 @@ import Glibc
 
 /// Sockets held only so the kernel does not answer mirror traffic addressed to this host with
 /// ICMP unreachables: a raw socket for protocol 47 (IPv4 and IPv6) stops "protocol
-/// unreachable", a UDP socket on each VXLAN port stops "port unreachable". Each has a drop-all
-/// filter and a tiny buffer, so nothing queues. (If the kernel's ip_gre module is loaded it
-/// answers GRE for tunnels it does not know with "port unreachable" regardless; see
-/// docs/OPERATIONS.md.)
+/// unreachable", a UDP socket on each VXLAN, VXLAN-GPE and Geneve port stops "port
+/// unreachable". Each has a drop-all filter and a tiny buffer, so nothing queues. (If the
+/// kernel's ip_gre module is loaded it answers GRE for tunnels it does not know with "port
+/// unreachable" regardless; see docs/OPERATIONS.md.)
 public final class HostHygiene: @unchecked Sendable {
     private var descriptors: [FileDescriptor] = []
     /// What could not be opened (e.g. a port already taken), for the log.
     public private(set) var problems: [SystemError] = []
 
-    public init(vxlanPorts: [UInt16]) {
+    /// `udpPorts`: every UDP port a mirror transport arrives on.
+    public init(udpPorts: [UInt16]) {
         open(family: AF_INET, type: Int32(SOCK_RAW.rawValue), protocol: Int32(IPPROTO_GRE), port: nil)
         open(family: AF_INET6, type: Int32(SOCK_RAW.rawValue), protocol: Int32(IPPROTO_GRE), port: nil)
-        for port in vxlanPorts {
+        for port in udpPorts {
             if !open(family: AF_INET6, type: Int32(SOCK_DGRAM.rawValue), protocol: Int32(IPPROTO_UDP), port: port) {
                 open(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue), protocol: Int32(IPPROTO_UDP), port: port)
             }

@@ -12,6 +12,9 @@ public struct CollectorConfiguration: Sendable {
     public var keepFiles: Int?
     public var rspanVLANs: [UInt16] = []
     public var vxlanPorts: [UInt16] = [4789]
+    /// VXLAN-GPE is read only on these ports (a 0x04 flag on a VXLAN port is a reserved bit).
+    public var vxlanGPEPorts: [UInt16] = [4790]
+    public var genevePorts: [UInt16] = [6081]
     /// Exporters allowed to send; empty allows every exporter.
     public var allowedExporters: [IPPrefix] = []
     /// 256K: the buffers being filled (one per active session) stay few enough to be warm in
@@ -85,6 +88,7 @@ public struct CollectorConfiguration: Sendable {
         for port in vxlanPorts where port == 0 {
             problems.append(.init(key: "vxlan-port", message: "0 is not a port"))
         }
+        problems += udpPortProblems()
         if bufferSize < StorageConfiguration.minimumBufferSize {
             problems.append(.init(key: "buffer-size", message: "must be at least \(StorageConfiguration.minimumBufferSize) bytes"))
         }
@@ -93,6 +97,35 @@ public struct CollectorConfiguration: Sendable {
         }
         problems += serviceProblems()
         problems += sessionRuleProblems()
+        return problems
+    }
+
+    /// The VXLAN-GPE and Geneve port lists (either may be empty: the transport is off), and
+    /// no port in two lists: the port decides how the datagram is read. An overlap is blamed on
+    /// the list changed from its default (both changed: the later one).
+    private func udpPortProblems() -> [ConfigurationProblem] {
+        var problems: [ConfigurationProblem] = []
+        let defaults = CollectorConfiguration(outputDirectory: "")
+        let lists: [(key: String, transport: String, ports: [UInt16], isDefault: Bool)] = [
+            ("vxlan-port", "VXLAN", vxlanPorts, vxlanPorts == defaults.vxlanPorts),
+            ("vxlan-gpe-port", "VXLAN-GPE", vxlanGPEPorts, vxlanGPEPorts == defaults.vxlanGPEPorts),
+            ("geneve-port", "Geneve", genevePorts, genevePorts == defaults.genevePorts),
+        ]
+        for list in lists.dropFirst() {
+            if list.ports.count > VXLANPorts.capacity {
+                problems.append(.init(key: list.key, message: "at most \(VXLANPorts.capacity) ports"))
+            }
+            for port in list.ports where port == 0 { problems.append(.init(key: list.key, message: "0 is not a port")) }
+        }
+        for (index, later) in lists.enumerated() {
+            for earlier in lists[..<index] {
+                let (blamed, other) = later.isDefault && !earlier.isDefault ? (earlier, later) : (later, earlier)
+                for port in Set(later.ports).intersection(earlier.ports).sorted() {
+                    problems.append(
+                        .init(key: blamed.key, message: "port \(port) is also a \(other.transport) port; a UDP port carries one transport"))
+                }
+            }
+        }
         return problems
     }
 
@@ -176,7 +209,7 @@ public struct CollectorConfiguration: Sendable {
                 switch rule.transport {
                 case .erspan where id > 1023: add("id", "ERSPAN session IDs are 0-1023, got \(id)")
                 case .erspan1: add("id", "ERSPAN type I carries no session ID")
-                case .vxlan where id > 0xFF_FFFF: add("id", "VNIs are 0-16777215, got \(id)")
+                case .vxlan where id > 0xFF_FFFF, .geneve where id > 0xFF_FFFF: add("id", "VNIs are 0-16777215, got \(id)")
                 case _ where isRSPAN && !(1...4094).contains(id): add("id", "\(id) is not a VLAN ID (1-4094)")
                 case _ where isRSPAN && !rspanVLANs.contains(UInt16(id)):
                     add("id", "VLAN \(id) is not in rspan_vlans, so no RSPAN traffic reaches this session")
@@ -189,6 +222,8 @@ public struct CollectorConfiguration: Sendable {
 
     var decoderConfiguration: MirrorDecoder.Configuration {
         var decoder = MirrorDecoder.Configuration(rspanVLANs: VLANSet(rspanVLANs), vxlanPorts: VXLANPorts(vxlanPorts))
+        decoder.vxlanGPEPorts = VXLANPorts(vxlanGPEPorts)
+        decoder.genevePorts = VXLANPorts(genevePorts)
         decoder.classifierOverrides = ClassifierOverrides(forcedERSPANTypes)
         return decoder
     }
@@ -239,13 +274,14 @@ public struct SessionRule: Sendable, Equatable {
         case gre
         case vxlan
         case rspan
+        case geneve
     }
 
     public var name: String
     public var transport: Transport?
     /// Outer source address prefix (not for RSPAN).
     public var exporter: IPPrefix?
-    /// ERSPAN session ID, GRE key, VNI or RSPAN VLAN.
+    /// ERSPAN session ID, GRE key, VNI (VXLAN, Geneve) or RSPAN VLAN.
     public var id: UInt32?
     /// Capture interface (RSPAN), or `replay`.
     public var interface: String?

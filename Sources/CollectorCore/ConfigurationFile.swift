@@ -17,6 +17,7 @@ public enum ConfigurationFile {
     /// Keys of the top-level table.
     public static let topLevelKeys = [
         "output", "format", "rotate_size", "rotate_interval", "keep_files", "rspan_vlans", "vxlan_ports",
+        "vxlan_gpe_ports", "geneve_ports",
         "allow_exporters", "buffer_size", "max_buffer_memory", "max_disk_usage", "min_free_space",
         "post_rotate_command", "post_rotate_concurrency", "max_sessions", "idle_timeout", "drop_duplicates", "force_erspan_type", "erspan_timestamps", "metrics_listen", "accept_unknown_sessions", "capture", "session",
     ]
@@ -88,6 +89,8 @@ public enum ConfigurationFile {
         switch key {
         case "rspan-vlan": "rspan_vlans"
         case "vxlan-port": "vxlan_ports"
+        case "vxlan-gpe-port": "vxlan_gpe_ports"
+        case "geneve-port": "geneve_ports"
         case "allow-exporter": "allow_exporters"
         case "interface": "capture.interfaces"
         case "workers", "ring-size", "block-size", "block-timeout", "writer-threads", "queue-depth", "filter",
@@ -208,6 +211,10 @@ private struct Reader {
                 configuration.rspanVLANs = integers(value, key, in: 0...65535, what: "a VLAN ID (1-4094)").map { UInt16($0) }
             case "vxlan_ports":
                 configuration.vxlanPorts = integers(value, key, in: 1...65535, what: "a UDP port (1-65535)").map { UInt16($0) }
+            case "vxlan_gpe_ports":
+                configuration.vxlanGPEPorts = integers(value, key, in: 1...65535, what: "a UDP port (1-65535)").map { UInt16($0) }
+            case "geneve_ports":
+                configuration.genevePorts = integers(value, key, in: 1...65535, what: "a UDP port (1-65535)").map { UInt16($0) }
             case "allow_exporters":
                 configuration.allowedExporters = strings(value, key).compactMap { text in
                     guard let prefix = IPPrefix(text) else {

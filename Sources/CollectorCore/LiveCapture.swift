@@ -108,7 +108,7 @@ public final class LiveCapture: @unchecked Sendable {
             throw .output(error)
         }
 
-        hygiene = HostHygiene(vxlanPorts: configuration.vxlanPorts)
+        hygiene = HostHygiene(udpPorts: configuration.vxlanPorts + configuration.vxlanGPEPorts + configuration.genevePorts)
         for problem in hygiene.problems {
             logger.warning("host hygiene socket not opened; the kernel may answer mirror traffic with ICMP", metadata: ["error": "\(problem)"])
         }
@@ -201,15 +201,16 @@ public final class LiveCapture: @unchecked Sendable {
         return BPFProgram.acceptingRSPAN(configuration.rspanVLANs, before: inBand.orElse(mirror))
     }
 
-    /// Mirror transports: GRE over IPv4/IPv6, UDP to the VXLAN ports, IPv6 with extension
-    /// headers before the transport (Linux puts a Destination Options header before GRE; BPF's
+    /// Mirror transports: GRE over IPv4/IPv6, UDP to the VXLAN, VXLAN-GPE and Geneve ports,
+    /// IPv6 with extension headers before the transport (Linux puts a Destination Options header before GRE; BPF's
     /// `ip6 proto` does not walk the chain), and IP fragments (reassembly decides); each also
     /// behind up to three VLAN tags left in the bytes (the kernel moves only the outermost tag
     /// to metadata). libpcap's `vlan` moves the offsets of everything after it, hence the
     /// repeated `or (vlan and ...)`. Whatever this lets through is accounted in user space;
     /// what it stops is never seen, so it errs on the side of letting through.
     static func mirrorFilterExpression(_ configuration: CollectorConfiguration, user: String?) -> String {
-        let ports = configuration.vxlanPorts.map(String.init).joined(separator: " or ")
+        let ports = (configuration.vxlanPorts + configuration.vxlanGPEPorts + configuration.genevePorts).map(String.init)
+            .joined(separator: " or ")
         let transports = "ip proto 47 or ip6 proto 47 or udp dst port (\(ports))"
             + " or (ip6 and (ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 44 or ip6[6] == 51 or ip6[6] == 60))"
             + " or (ip and ip[6:2] & 0x3fff != 0)"

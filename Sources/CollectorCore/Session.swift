@@ -104,7 +104,8 @@ final class Session: SequenceStatisticsSource {
     }
 
     /// The default name (docs/FORMATS.md): `<exporter>-erspan-<id>`, `<exporter>-erspan1`,
-    /// `<exporter>-gre[-<key>]`, `<exporter>-vxlan-<vni>`, `<interface>-vlan-<vid>`.
+    /// `<exporter>-gre[-<key>]`, `<exporter>-vxlan-<vni>`, `<exporter>-geneve-<vni>`,
+    /// `<interface>-vlan-<vid>`.
     static func defaultName(for key: SessionKey, interfaceName: String) -> String {
         let exporter = key.exporter.description
         switch key.family {
@@ -112,6 +113,7 @@ final class Session: SequenceStatisticsSource {
         case .erspan: return "\(exporter)-erspan-\(key.identifier)"
         case .gre: return key.hasIdentifier ? "\(exporter)-gre-\(key.identifier)" : "\(exporter)-gre"
         case .vxlan: return "\(exporter)-vxlan-\(key.identifier)"
+        case .geneve: return "\(exporter)-geneve-\(key.identifier)"
         case .rspan: return "\(interfaceName)-vlan-\(key.identifier)"
         }
     }
@@ -139,7 +141,8 @@ final class Session: SequenceStatisticsSource {
 
 extension RecordAnnotations {
     /// What a pcapng record says about `frame` (docs/FORMATS.md, "Per-packet metadata"): the
-    /// GRE and ERSPAN fields; nothing for VXLAN and RSPAN. Copies integers, allocates nothing.
+    /// GRE and ERSPAN fields; nothing for VXLAN, Geneve and RSPAN (only the raw-IP interface).
+    /// Copies integers, allocates nothing.
     @inline(__always)
     init(_ frame: MirrorFrame) {
         self.init()
@@ -149,7 +152,7 @@ extension RecordAnnotations {
         case .erspan2: transport = .erspan2
         case .erspan3: transport = .erspan3
         case .gre: transport = .greTEB
-        case .vxlan, .rspan: return
+        case .vxlan, .geneve, .rspan: return
         }
         hasSequence = frame.hasSequence
         sequence = frame.sequence

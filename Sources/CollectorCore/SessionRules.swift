@@ -16,6 +16,7 @@ public struct SessionRules: Sendable {
             case .erspan1: .erspan1
             case .gre: .gre
             case .vxlan: .vxlan
+            case .geneve: .geneve
             case .rspan: .rspan
             case nil: rule.interface != nil ? .rspan : nil
             }
@@ -25,7 +26,7 @@ public struct SessionRules: Sendable {
     public var isEmpty: Bool { rules.isEmpty }
 
     /// The index of the first rule matching a session: its transport family, its exporter
-    /// (ignored for RSPAN), its identifier (ERSPAN session ID, GRE key, VNI, RSPAN VLAN; nil
+    /// (ignored for RSPAN), its identifier (ERSPAN session ID, GRE key, VNI of VXLAN or Geneve, RSPAN VLAN; nil
     /// when the transport carries none) and the capture interface's name (`replay` in replay).
     public func firstMatch(family: SessionFamily, exporter: IPAddress, identifier: UInt32?, interfaceName: String) -> Int? {
         for index in rules.indices {

@@ -17,6 +17,8 @@ public struct Anomalies: OptionSet, Sendable, Hashable {
     public static let nestedMirror = Anomalies(rawValue: 1 << 4)
     /// 0x88BE with S clear but C or K set: Type I here, the Linux kernel would disagree.
     public static let erspanTypeIWithOptions = Anomalies(rawValue: 1 << 5)
+    /// Geneve O bit: an OAM (tunnel control) frame, written like any other.
+    public static let geneveOAM = Anomalies(rawValue: 1 << 6)
 
     /// Every anomaly with its stable name, in bit order.
     public static let all: [(Anomalies, String)] = [
@@ -26,5 +28,6 @@ public struct Anomalies: OptionSet, Sendable, Hashable {
         (.vxlanReservedBits, "vxlan_reserved_bits"),
         (.nestedMirror, "nested_mirror"),
         (.erspanTypeIWithOptions, "erspan1_with_key_or_checksum"),
+        (.geneveOAM, "geneve_oam"),
     ]
 }

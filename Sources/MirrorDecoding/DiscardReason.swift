@@ -29,6 +29,9 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
     case vxlanTruncated
     case vxlanFlags
     case vxlanGPEProtocol
+    case geneveTruncated
+    case geneveVersion
+    case innerIPVersion
     case innerTruncated
     // not_mirror: well-formed traffic that is not a mirror transport.
     case nonIP
@@ -36,6 +39,7 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
     case udpPort
     case greProtocol
     case greKeepalive
+    case geneveProtocol
     // unknown_session: a mirror frame we were told not to keep.
     case sessionNotConfigured
     case sessionLimit
@@ -51,9 +55,9 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
         case .linkTruncated, .vlanTruncated, .ipv4Truncated, .ipv4Header, .ipv6Truncated, .ipv6Header,
             .ipFragment, .ipFragmentIncomplete, .ipFragmentOverlap, .ipFragmentLimit, .greTruncated, .greVersion, .greRouting, .erspanTruncated, .erspanVersion,
             .erspanPlatformTruncated, .erspanFrameType, .udpTruncated, .vxlanTruncated, .vxlanFlags,
-            .vxlanGPEProtocol, .innerTruncated:
+            .vxlanGPEProtocol, .geneveTruncated, .geneveVersion, .innerIPVersion, .innerTruncated:
             return .malformed
-        case .nonIP, .ipProtocol, .udpPort, .greProtocol, .greKeepalive:
+        case .nonIP, .ipProtocol, .udpPort, .greProtocol, .greKeepalive, .geneveProtocol:
             return .notMirror
         case .sessionNotConfigured, .sessionLimit:
             return .unknownSession
@@ -91,12 +95,16 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
         case .vxlanTruncated: "vxlan_truncated"
         case .vxlanFlags: "vxlan_flags"
         case .vxlanGPEProtocol: "vxlan_gpe_protocol"
+        case .geneveTruncated: "geneve_truncated"
+        case .geneveVersion: "geneve_version"
+        case .innerIPVersion: "inner_ip_version"
         case .innerTruncated: "inner_truncated"
         case .nonIP: "non_ip"
         case .ipProtocol: "ip_protocol"
         case .udpPort: "udp_port"
         case .greProtocol: "gre_protocol"
         case .greKeepalive: "gre_keepalive"
+        case .geneveProtocol: "geneve_protocol"
         case .sessionNotConfigured: "not_configured"
         case .sessionLimit: "session_limit"
         case .exporterNotAllowed: "allow_list"

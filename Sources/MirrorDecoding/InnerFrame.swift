@@ -5,7 +5,7 @@ enum InnerFrame {
     /// below say the same thing one at a time and are what the tests pin down).
     @inline(__always)
     static func inspect(
-        _ bytes: UnsafeRawBufferPointer, at offset: Int, count: Int, vxlanPorts: VXLANPorts
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, count: Int, mirrorPorts: UDPMirrorPorts
     ) -> (statedLength: Int?, isNestedMirror: Bool) {
         var typeOffset = offset + 12
         var tags = 0
@@ -22,14 +22,14 @@ enum InnerFrame {
                 if protocolNumber == IPv4Header.protocolGRE { return (stated, true) }
                 let headerLength = Int(bytes.byte(at: ipOffset) & 0x0F) * 4
                 guard protocolNumber == IPv4Header.protocolUDP, available >= headerLength + 4 else { return (stated, false) }
-                return (stated, vxlanPorts.contains(bytes.bigEndian16(at: ipOffset + headerLength + 2)))
+                return (stated, mirrorPorts.contains(bytes.bigEndian16(at: ipOffset + headerLength + 2)))
             case 0x86DD:
                 guard available >= 6, bytes.byte(at: ipOffset) >> 4 == 6 else { return (nil, false) }
                 let stated = ipOffset - offset + 40 + Int(bytes.bigEndian16(at: ipOffset + 4))
                 guard tags <= 1, available >= 44 else { return (stated, false) }
                 let next = bytes.byte(at: ipOffset + 6)
                 if next == IPv4Header.protocolGRE { return (stated, true) }
-                return (stated, next == IPv4Header.protocolUDP && vxlanPorts.contains(bytes.bigEndian16(at: ipOffset + 42)))
+                return (stated, next == IPv4Header.protocolUDP && mirrorPorts.contains(bytes.bigEndian16(at: ipOffset + 42)))
             case 0x8100, 0x88A8, 0x9100:
                 tags += 1
                 guard tags <= 2 else { return (nil, false) }
@@ -69,11 +69,12 @@ enum InnerFrame {
         return nil
     }
 
-    /// Whether the inner frame is IPv4/IPv6 carrying GRE, or UDP to a VXLAN port: the mirror
+    /// Whether the inner frame is IPv4/IPv6 carrying GRE, or UDP to a VXLAN, VXLAN-GPE or
+    /// Geneve port: the mirror
     /// source is mirroring the mirror stream (a loop upstream). Only untagged or single-tagged
     /// frames with the header in the first bytes are checked; this is a counter, not a filter.
     static func isNestedMirror(
-        _ bytes: UnsafeRawBufferPointer, at offset: Int, count: Int, vxlanPorts: VXLANPorts
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, count: Int, mirrorPorts: UDPMirrorPorts
     ) -> Bool {
         var typeOffset = offset + 12
         guard count >= 14 else { return false }
@@ -88,12 +89,12 @@ enum InnerFrame {
             if protocolNumber == IPv4Header.protocolGRE { return true }
             let headerLength = Int(bytes.byte(at: ipOffset) & 0x0F) * 4
             guard protocolNumber == IPv4Header.protocolUDP, available >= headerLength + 4 else { return false }
-            return vxlanPorts.contains(bytes.bigEndian16(at: ipOffset + headerLength + 2))
+            return mirrorPorts.contains(bytes.bigEndian16(at: ipOffset + headerLength + 2))
         case 0x86DD:
             guard available >= 44 else { return false }
             let next = bytes.byte(at: ipOffset + 6)
             if next == IPv4Header.protocolGRE { return true }
-            return next == IPv4Header.protocolUDP && vxlanPorts.contains(bytes.bigEndian16(at: ipOffset + 42))
+            return next == IPv4Header.protocolUDP && mirrorPorts.contains(bytes.bigEndian16(at: ipOffset + 42))
         default:
             return false
         }

@@ -1,9 +1,10 @@
 /// Decodes one captured frame into a `MirrorFrame` or a `DiscardReason`.
 ///
 /// The walk follows PROTOCOLS.md B.1: link layer (RSPAN decided on the outermost tag), IP
-/// bounded by its own length, then GRE (ERSPAN I/II/III, TEB) or UDP (VXLAN). The classifier
-/// trusts the ERSPAN Ver nibble over the GRE protocol type and treats 0x88BE without S as
-/// Type I, as Wireshark, Zeek, Suricata, Arkime and tcpdump do. Pure and allocation-free: the
+/// bounded by its own length, then GRE (ERSPAN I/II/III, TEB) or UDP (VXLAN, VXLAN-GPE and
+/// Geneve, each on its own ports). The classifier trusts the ERSPAN Ver nibble over the GRE
+/// protocol type and treats 0x88BE without S as Type I, as Wireshark, Zeek, Suricata, Arkime
+/// and tcpdump do. Pure and allocation-free: the
 /// result only holds offsets into the caller's bytes. A class, immutable: its configuration
 /// holds kilobyte-sized inline tables, and a struct would be copied whole into every call made
 /// through the pipeline that owns it (measured: 1.1 KB of memcpy per frame).
@@ -13,6 +14,10 @@ public final class MirrorDecoder: Sendable {
         public var rspanVLANs: VLANSet
         /// UDP destination ports that carry VXLAN.
         public var vxlanPorts: VXLANPorts
+        /// UDP destination ports that carry VXLAN-GPE.
+        public var vxlanGPEPorts = VXLANPorts([4790])
+        /// UDP destination ports that carry Geneve.
+        public var genevePorts = VXLANPorts([6081])
         /// Verify GRE checksums (C bit) on complete packets and count failures.
         public var verifyGREChecksum: Bool
         /// Exporters whose ERSPAN type is forced (devices that break the rules).
@@ -31,9 +36,13 @@ public final class MirrorDecoder: Sendable {
     // a kilobyte of memcpy per frame when every frame looked).
     private let checksRSPANVLANs: Bool
     private let hasClassifierOverrides: Bool
+    /// Every UDP mirror port, for telling a nested mirror stream.
+    private let mirrorPorts: UDPMirrorPorts
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
+        mirrorPorts = UDPMirrorPorts(
+            vxlan: configuration.vxlanPorts, vxlanGPE: configuration.vxlanGPEPorts, geneve: configuration.genevePorts)
         checksRSPANVLANs = !configuration.rspanVLANs.isEmpty
         hasClassifierOverrides = !configuration.classifierOverrides.isEmpty
     }
@@ -132,14 +141,7 @@ public final class MirrorDecoder: Sendable {
         if protocolNumber == IPv4Header.protocolGRE {
             try greFrame(bytes, at: payloadOffset, end: end, datagramEnd: datagramEnd, exporter: exporter, into: &frame)
         } else {
-            let port = try UDPHeader.destinationPort(bytes, at: payloadOffset, end: end)
-            guard configuration.vxlanPorts.contains(port) else { throw .udpPort }
-            let vxlanOffset = payloadOffset + UDPHeader.length
-            let vxlan = try VXLANHeader(parsing: bytes, at: vxlanOffset, end: end)
-            frame.reset(encapsulation: .vxlan, exporter: exporter, innerOffset: vxlanOffset + VXLANHeader.length)
-            frame.sessionID = vxlan.vni
-            frame.hasSessionID = true
-            frame.anomalies = vxlan.anomalies
+            try udpFrame(bytes, at: payloadOffset, end: end, exporter: exporter, into: &frame)
         }
 
         frame.innerCapturedLength = end - frame.innerOffset
@@ -150,7 +152,7 @@ public final class MirrorDecoder: Sendable {
         }
         guard frame.innerCapturedLength >= EthernetHeader.length else { throw .innerTruncated }
         frame.isTruncated = snapTruncated || frame.erspan.truncated
-        let inner = InnerFrame.inspect(bytes, at: frame.innerOffset, count: frame.innerCapturedLength, vxlanPorts: configuration.vxlanPorts)
+        let inner = InnerFrame.inspect(bytes, at: frame.innerOffset, count: frame.innerCapturedLength, mirrorPorts: mirrorPorts)
         if let stated = inner.statedLength, stated > frame.innerWireLength {
             frame.innerWireLength = stated
             frame.isTruncated = true
@@ -216,6 +218,47 @@ public final class MirrorDecoder: Sendable {
         frame.anomalies.formUnion(anomalies)
     }
 
+    /// UDP to a VXLAN, Geneve or VXLAN-GPE port (a port is in one list only; VXLAN, the
+    /// common case, is looked up first).
+    private func udpFrame(
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int, exporter: IPAddress, into frame: inout MirrorFrame
+    ) throws(DiscardReason) {
+        let port = try UDPHeader.destinationPort(bytes, at: offset, end: end)
+        let headerOffset = offset + UDPHeader.length
+        let rawIPVersion: UInt8
+        if configuration.vxlanPorts.contains(port) {
+            let vxlan = try VXLANHeader(parsing: bytes, at: headerOffset, end: end)
+            frame.reset(encapsulation: .vxlan, exporter: exporter, innerOffset: headerOffset + VXLANHeader.length)
+            frame.sessionID = vxlan.vni
+            frame.anomalies = vxlan.anomalies
+            rawIPVersion = 0
+        } else if configuration.genevePorts.contains(port) {
+            let geneve = try GeneveHeader(parsing: bytes, at: headerOffset, end: end)
+            frame.reset(encapsulation: .geneve, exporter: exporter, innerOffset: geneve.payloadOffset)
+            frame.sessionID = geneve.vni
+            frame.anomalies = geneve.anomalies
+            frame.isRawIP = geneve.isRawIP
+            rawIPVersion = geneve.rawIPVersion
+        } else if configuration.vxlanGPEPorts.contains(port) {
+            let gpe = try VXLANGPEHeader(parsing: bytes, at: headerOffset, end: end)
+            frame.reset(encapsulation: .vxlan, exporter: exporter, innerOffset: headerOffset + VXLANGPEHeader.length)
+            frame.sessionID = gpe.vni
+            frame.anomalies = gpe.anomalies
+            frame.isRawIP = gpe.isRawIP
+            rawIPVersion = gpe.rawIPVersion
+        } else {
+            throw .udpPort
+        }
+        frame.hasSessionID = true
+        // Unlike ERSPAN FT = 2, these headers name the IP version: a payload that disagrees
+        // is not what the sender meant (too short a payload is left to rawIPFrame to count).
+        if frame.isRawIP, end - frame.innerOffset >= IPv4Header.minimumLength,
+            bytes.byte(at: frame.innerOffset) >> 4 != rawIPVersion
+        {
+            throw .innerIPVersion
+        }
+    }
+
     @inline(never)
     private func isRSPAN(_ tag: VLANTag) -> Bool { configuration.rspanVLANs.contains(tag.vlanID) }
 
@@ -224,9 +267,10 @@ public final class MirrorDecoder: Sendable {
         configuration.classifierOverrides.forcedType(for: exporter)
     }
 
-    /// The inner frame of ERSPAN III FT = 2: an IPv4 or IPv6 packet without link header. It
-    /// needs a whole minimal IPv4 header (20 bytes) and a version nibble of 4 or 6; its own
-    /// length field reveals truncation and a nested mirror as for Ethernet inner frames.
+    /// A raw-IP inner frame (ERSPAN III FT = 2, Geneve or VXLAN-GPE carrying IP): an IPv4 or
+    /// IPv6 packet without link header. It needs a whole minimal IPv4 header (20 bytes) and a
+    /// version nibble of 4 or 6; its own length field reveals truncation and a nested mirror as
+    /// for Ethernet inner frames.
     private func rawIPFrame(_ bytes: UnsafeRawBufferPointer, snapTruncated: Bool, into frame: inout MirrorFrame) throws(DiscardReason) {
         let offset = frame.innerOffset
         let count = frame.innerCapturedLength
@@ -246,12 +290,12 @@ public final class MirrorDecoder: Sendable {
             nested =
                 protocolNumber == IPv4Header.protocolGRE
                 || (protocolNumber == IPv4Header.protocolUDP && count >= headerLength + 4
-                    && configuration.vxlanPorts.contains(bytes.bigEndian16(at: offset + headerLength + 2)))
+                    && mirrorPorts.contains(bytes.bigEndian16(at: offset + headerLength + 2)))
         } else {
             let next = bytes.byte(at: offset + 6)
             nested =
                 next == IPv4Header.protocolGRE
-                || (next == IPv4Header.protocolUDP && count >= 44 && configuration.vxlanPorts.contains(bytes.bigEndian16(at: offset + 42)))
+                || (next == IPv4Header.protocolUDP && count >= 44 && mirrorPorts.contains(bytes.bigEndian16(at: offset + 42)))
         }
         if nested { frame.anomalies.insert(.nestedMirror) }
     }
@@ -318,8 +362,9 @@ public enum LinkType: UInt32, Sendable {
     }
 }
 
-/// The UDP destination ports that carry VXLAN (default 4789): at most `capacity`, kept inline
-/// (no heap storage, no reference counting on the frame path) and scanned linearly.
+/// The UDP destination ports of one UDP transport (VXLAN, default 4789; also used for the
+/// VXLAN-GPE and Geneve lists): at most `capacity`, kept inline (no heap storage, no reference
+/// counting on the frame path) and scanned linearly.
 public struct VXLANPorts: Sendable, Hashable {
     public static let capacity = 16
     private var storage = InlineArray<16, UInt16>(repeating: 0)
@@ -343,4 +388,15 @@ public struct VXLANPorts: Sendable, Hashable {
 
     public static func == (a: VXLANPorts, b: VXLANPorts) -> Bool { a.ports == b.ports }
     public func hash(into hasher: inout Hasher) { hasher.combine(ports) }
+}
+
+/// The UDP destination ports of every UDP mirror transport: an inner frame sent to one of
+/// them is a mirror stream itself (a loop upstream).
+struct UDPMirrorPorts: Sendable {
+    var vxlan: VXLANPorts
+    var vxlanGPE: VXLANPorts
+    var geneve: VXLANPorts
+
+    @inline(__always)
+    func contains(_ port: UInt16) -> Bool { vxlan.contains(port) || geneve.contains(port) || vxlanGPE.contains(port) }
 }

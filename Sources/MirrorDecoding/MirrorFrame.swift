@@ -6,6 +6,7 @@ public enum Encapsulation: UInt8, Sendable, Hashable, CaseIterable {
     case gre
     case vxlan
     case rspan
+    case geneve
 
     public var name: String {
         switch self {
@@ -15,6 +16,7 @@ public enum Encapsulation: UInt8, Sendable, Hashable, CaseIterable {
         case .gre: "gre"
         case .vxlan: "vxlan"
         case .rspan: "rspan"
+        case .geneve: "geneve"
         }
     }
 
@@ -26,6 +28,7 @@ public enum Encapsulation: UInt8, Sendable, Hashable, CaseIterable {
         case .gre: .gre
         case .vxlan: .vxlan
         case .rspan: .rspan
+        case .geneve: .geneve
         }
     }
 }
@@ -37,6 +40,7 @@ public enum SessionFamily: UInt8, Sendable, Hashable {
     case gre
     case vxlan
     case rspan
+    case geneve
 }
 
 /// A decoded mirror frame: where the original frame lies in the captured bytes and what the
@@ -45,7 +49,7 @@ public struct MirrorFrame: Sendable {
     public var encapsulation: Encapsulation = .erspan1
     /// Outer source address (the switch); `.none` for RSPAN.
     public var exporter: IPAddress = .none
-    /// ERSPAN session ID, GRE key, VNI or RSPAN VLAN; meaningful when `hasSessionID`.
+    /// ERSPAN session ID, GRE key, VNI (VXLAN, Geneve) or RSPAN VLAN; meaningful when `hasSessionID`.
     public var sessionID: UInt32 = 0
     public var hasSessionID: Bool = false
     /// GRE sequence number; meaningful when `hasSequence`.
@@ -65,7 +69,8 @@ public struct MirrorFrame: Sendable {
     public var removedOffset: Int = 0
     public var removedLength: Int = 0
 
-    /// The original frame is an IP packet without link header (ERSPAN III FT = 2), written with
+    /// The original frame is an IP packet without link header (ERSPAN III FT = 2, Geneve
+    /// Protocol Type 0x0800/0x86DD, VXLAN-GPE next protocol 1/2), written with
     /// link type 101 (LINKTYPE_RAW); otherwise it is Ethernet.
     public var isRawIP: Bool = false
     /// The frame is shorter than it was: ERSPAN T bit, snap truncation, or the inner IP header

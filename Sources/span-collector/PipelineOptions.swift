@@ -42,6 +42,12 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("UDP destination port carrying VXLAN (repeatable; default 4789).", valueName: "port"))
     var vxlanPort: [UInt16] = []
 
+    @Option(name: .long, help: ArgumentHelp("UDP destination port carrying VXLAN-GPE (repeatable; default 4790).", valueName: "port"))
+    var vxlanGpePort: [UInt16] = []
+
+    @Option(name: .long, help: ArgumentHelp("UDP destination port carrying Geneve (repeatable; default 6081).", valueName: "port"))
+    var genevePort: [UInt16] = []
+
     @Option(name: .long, help: ArgumentHelp("Size of one session batch buffer (default 256K).", valueName: "size"))
     var bufferSize: String?
 
@@ -144,6 +150,8 @@ struct PipelineOptions: ParsableArguments {
         if let keepFiles { configuration.keepFiles = keepFiles }
         if !rspanVlan.isEmpty { configuration.rspanVLANs = rspanVlan }
         if !vxlanPort.isEmpty { configuration.vxlanPorts = vxlanPort }
+        if !vxlanGpePort.isEmpty { configuration.vxlanGPEPorts = vxlanGpePort }
+        if !genevePort.isEmpty { configuration.genevePorts = genevePort }
         if !allowExporter.isEmpty {
             configuration.allowedExporters = []
             for text in allowExporter {

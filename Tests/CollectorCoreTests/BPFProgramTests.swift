@@ -147,6 +147,18 @@ struct BPFMachine {
         #expect(checked > 100)
     }
 
+    /// Geneve and VXLAN-GPE reach user space on their configured ports, and only there.
+    @Test func geneveAndGPEPortsPassTheKernelFilter() throws {
+        let frames = try Self.fixtureFrames("geneve_basic.pcap") + Self.fixtureFrames("vxlan_gpe.pcap")
+        let program = try Self.filter()
+        #expect(frames.allSatisfy { BPFMachine.run(program, on: .init(wire: $0)) > 0 })
+        var configuration = CollectorConfiguration(outputDirectory: "/tmp")
+        configuration.genevePorts = [7000]
+        configuration.vxlanGPEPorts = []
+        let moved = try LiveCapture.kernelFilter(configuration, user: nil).instructions
+        #expect(frames.allSatisfy { BPFMachine.run(moved, on: .init(wire: $0)) == 0 }, "not configured: stopped in the kernel")
+    }
+
     @Test func nonMirrorTrafficIsStoppedInTheKernelWithAndWithoutRSPAN() throws {
         let frames = try Self.fixtureFrames("not_mirror.pcap")
         for rspan in [[], [999]] as [[UInt16]] {
@@ -189,7 +201,10 @@ struct BPFMachine {
         ])
         #expect(generated.status == 0)
         var inputs = try TestSupport.readPcap(directory + "/a.pcap").records.map(\.data)
-        for name in ["v12_outer_vlan.pcap", "v23_rspan.pcap", "mixed_sessions.pcap", "v08_ipv6_erspan2.pcap"] {
+        for name in [
+            "v12_outer_vlan.pcap", "v23_rspan.pcap", "mixed_sessions.pcap", "v08_ipv6_erspan2.pcap", "geneve_options.pcap",
+            "geneve_ipv6.pcap", "vxlan_gpe.pcap",
+        ] {
             inputs += try Self.fixtureFrames(name)
         }
         var valueBySession: [String: Set<UInt32>] = [:]

@@ -41,6 +41,28 @@ import Testing
         for id in [0, 1, 2, 1023] { #expect(result.standardOutput.contains("198.51.100.1-erspan-\(id) ")) }
     }
 
+    /// --geneve-port and --vxlan-gpe-port replace their defaults like --vxlan-port; a port given
+    /// for two transports is refused, naming the flag.
+    @Test func geneveAndGPEPortFlags() throws {
+        let output = try TestSupport.makeTemporaryDirectory("cli-ports")
+        defer { TestSupport.removeDirectory(output) }
+        let input = TestSupport.fixtures.appendingPathComponent("geneve_basic.pcap").path
+        func reasons(_ flags: [String]) throws -> [String: Int] {
+            let result = try TestSupport.run(
+                [TestSupport.collectorBinary, "replay", input, "--output", output + "/\(flags.count)", "--json"] + flags)
+            #expect(result.status == 0, "\(result.standardError)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+            #expect(object["packets_written"] as? Int == (flags.isEmpty ? 3 : 0))
+            return (object["discard_reasons"] as? [String: Int] ?? [:]).filter { $0.value != 0 }
+        }
+        #expect(try reasons([]).isEmpty)
+        #expect(try reasons(["--geneve-port", "7000", "--geneve-port", "7001"]) == ["not_mirror.udp_port": 3])
+        #expect(try reasons(["--geneve-port", "7000", "--vxlan-gpe-port", "6081"]) == ["malformed.vxlan_flags": 3])
+        let clash = try TestSupport.run([TestSupport.collectorBinary, "replay", input, "--output", output, "--vxlan-gpe-port", "4789"])
+        #expect(clash.status != 0)
+        #expect(clash.standardError.contains("--vxlan-gpe-port: port 4789 is also a VXLAN port"), "\(clash.standardError)")
+    }
+
     @Test func badOptionsNameTheFlagAndTheProblem() throws {
         let result = try TestSupport.run([
             TestSupport.collectorBinary, "replay", "x.pcap", "--output", "/tmp/x", "--rotate-size", "lots",

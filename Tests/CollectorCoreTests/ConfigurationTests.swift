@@ -243,6 +243,76 @@ import Testing
         }
     }
 
+    /// vxlan_ports, vxlan_gpe_ports and geneve_ports: read like each other, may be empty
+    /// (except VXLAN), and a port in two lists is a problem named by the list that was changed.
+    @Test func udpPortListsAreReadAndMustNotOverlap() throws {
+        let loaded = try ConfigurationFile.parse(text: "vxlan_ports = [4789, 8472]\nvxlan_gpe_ports = [4791]\ngeneve_ports = [6081, 6082]")
+        #expect(loaded.configuration.vxlanGPEPorts == [4791])
+        #expect(loaded.configuration.genevePorts == [6081, 6082])
+        let off = try ConfigurationFile.parse(text: "vxlan_gpe_ports = []\ngeneve_ports = []")
+        #expect(off.configuration.vxlanGPEPorts.isEmpty && off.configuration.genevePorts.isEmpty)
+        #expect(off.configuration.decoderConfiguration.genevePorts.ports.isEmpty)
+        let defaults = CollectorConfiguration(outputDirectory: "")
+        #expect(defaults.vxlanGPEPorts == [4790] && defaults.genevePorts == [6081])
+        #expect(defaults.decoderConfiguration.genevePorts.ports == [6081])
+        #expect(defaults.decoderConfiguration.vxlanGPEPorts.ports == [4790])
+
+        let cases: [(String, String, Int, String)] = [
+            ("geneve_ports = [4789]", "geneve_ports", 1, "port 4789 is also a VXLAN port"),
+            ("\nvxlan_ports = [4789, 4790]", "vxlan_ports", 2, "port 4790 is also a VXLAN-GPE port"),
+            ("vxlan_ports = [6081]", "vxlan_ports", 1, "port 6081 is also a Geneve port"),
+            ("vxlan_gpe_ports = [7000]\ngeneve_ports = [7000]", "geneve_ports", 2, "port 7000 is also a VXLAN-GPE port"),
+            ("geneve_ports = [0]", "geneve_ports", 1, "0 is not a UDP port"),
+            ("vxlan_gpe_ports = [70000]", "vxlan_gpe_ports", 1, "70000 is not a UDP port"),
+            ("geneve_ports = 6081", "geneve_ports", 1, "must be an array"),
+        ]
+        for (text, key, line, message) in cases {
+            do {
+                _ = try ConfigurationFile.parse(text: text)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.problems.map(\.key) == [key], "\(text): \(error.problems)")
+                #expect(error.problems.first?.line == line, "\(text)")
+                #expect(error.problems.first?.message.contains(message) == true, "\(text): \(error.problems)")
+            }
+        }
+        var flags = CollectorConfiguration(outputDirectory: "/tmp")
+        flags.genevePorts = [4790]
+        #expect(
+            flags.problems().map(\.description) == ["geneve-port: port 4790 is also a VXLAN-GPE port; a UDP port carries one transport"])
+    }
+
+    /// Geneve sessions: named `<exporter>-geneve-<vni>` and matched by `transport = "geneve"`
+    /// and the VNI, never by a VXLAN rule for the same number.
+    @Test func geneveSessionRules() throws {
+        let loaded = try ConfigurationFile.parse(
+            text: """
+                [[session]]
+                name = "ovs-mirror"
+                transport = "geneve"
+                id = 4207
+                [[session]]
+                name = "aws"
+                transport = "vxlan"
+                id = 4207
+                """)
+        let rules = SessionRules(loaded.configuration.sessionRules)
+        func match(_ family: SessionFamily, _ id: UInt32) -> String? {
+            rules.firstMatch(family: family, exporter: IPAddress("198.51.100.1")!, identifier: id, interfaceName: "eth0")
+                .map { rules.rules[$0].name }
+        }
+        #expect(match(.geneve, 4207) == "ovs-mirror")
+        #expect(match(.vxlan, 4207) == "aws")
+        #expect(match(.geneve, 4208) == nil)
+        do {
+            _ = try ConfigurationFile.parse(text: "[[session]]\nname = \"g\"\ntransport = \"geneve\"\nid = 16777216")
+            Issue.record("a VNI above 24 bits was accepted")
+        } catch {
+            #expect(error.problems.map(\.key) == ["session[1].id"])
+            #expect(error.problems.first?.message.contains("VNIs are 0-16777215") == true)
+        }
+    }
+
     @Test func sessionNames() {
         for good in ["core", "sw1-erspan-10", "überwachung", "a.b", String(repeating: "x", count: 128)] {
             #expect(SessionRule.nameProblem(good) == nil, "\(good)")

@@ -15,6 +15,9 @@ struct LiveCaptureTests {
     static let fixtures = [
         "v02_erspan2", "v04_erspan3", "v06_erspan3_platform", "v08_ipv6_erspan2", "v12_outer_vlan", "v17_teb_nokey",
         "v19_nvgre", "v20_vxlan", "v23_rspan", "vxlan_ipv6", "s03_seq_loss", "m19_gre_not_mirror",
+        // Geneve (options, IPv6, raw IP, OAM, discards), VXLAN reserved bits on 4789, GPE on 4790.
+        "geneve_basic", "geneve_options", "geneve_ipv6", "geneve_raw_ip", "geneve_oam", "geneve_malformed",
+        "vxlan_reserved_bits", "vxlan_gpe",
     ]
 
     @Test func everyEncapsulationLiveMatchesTheGenerator() throws {
@@ -107,6 +110,34 @@ struct LiveCaptureTests {
         #expect(end.v4 == start.v4, "ICMPv4 unreachables sent while the collector ran")
         #expect(end.v6 == start.v6, "ICMPv6 unreachables sent while the collector ran")
         #expect((summary?["packets_written"] as? Int ?? 0) > 0)
+    }
+
+    /// The same for the Geneve and VXLAN-GPE ports (and VXLAN with reserved bits): without the
+    /// collector the kernel answers them with port unreachables, with it nothing.
+    @Test func noICMPForGeneveAndGPETraffic() throws {
+        let namespaces = try NamespacePair()
+        defer { namespaces.remove() }
+        let names = ["geneve_basic", "geneve_ipv6", "vxlan_gpe", "vxlan_reserved_bits"]
+        let traffic = names.map { TestSupport.fixtures.appendingPathComponent($0 + ".pcap").path }
+        let before = try namespaces.icmpOutDestUnreachables()
+        try namespaces.replay(traffic)
+        usleep(200_000)
+        let control = try namespaces.icmpOutDestUnreachables()
+        #expect(control.v4 > before.v4 && control.v6 > before.v6, "control: the kernel did not answer; the check below proves nothing")
+
+        let output = try TestSupport.makeTemporaryDirectory("hygiene-geneve")
+        defer { TestSupport.removeDirectory(output) }
+        let collector = try CollectorProcess(namespace: namespaces.collector, output: output + "/out", arguments: [])
+        usleep(1_100_000)
+        let start = try namespaces.icmpOutDestUnreachables()
+        try namespaces.replay(traffic)
+        usleep(300_000)
+        let end = try namespaces.icmpOutDestUnreachables()
+        let summary = collector.stop()
+        #expect(end.v4 == start.v4, "ICMPv4 unreachables sent while the collector ran")
+        #expect(end.v6 == start.v6, "ICMPv6 unreachables sent while the collector ran")
+        let written = names.compactMap { FixtureManifest.shared.fixtures[$0]?.packetsWritten }.reduce(0, +)
+        #expect(summary?["packets_written"] as? Int == Int(written))
     }
 
     @Test func sessionsStayOnOneWorkerWhateverTheVXLANSourcePort() throws {

@@ -41,6 +41,7 @@ from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop,  # 
                                 IPv6ExtHdrRouting, IPv6ExtHdrFragment, ICMPv6EchoRequest,
                                 HBHOptUnknown, PadN, fragment6)
 from scapy.layers.vxlan import VXLAN  # noqa: E402
+from scapy.contrib.geneve import GENEVE, GeneveOptions  # noqa: E402
 from scapy.layers.dns import DNS, DNSQR  # noqa: E402
 from scapy.contrib.erspan import ERSPAN_I, ERSPAN_II, ERSPAN_III, ERSPAN_PlatformSpecific  # noqa: E402
 from scapy.utils import PcapWriter, PcapNgWriter  # noqa: E402
@@ -61,17 +62,18 @@ IMAC_DST = "02:00:00:00:00:02"
 DEFAULT_OPTIONS = {"rspan_vlans": [], "vxlan_ports": [4789], "allow_exporters": []}
 BUCKETS = ("malformed", "not_mirror", "unknown_session", "unauthorized_exporter")
 ANOMALIES = ("gre_checksum_bad", "gre_reserved_bits", "erspan_version_mismatch",
-             "vxlan_reserved_bits", "nested_mirror", "erspan1_with_key_or_checksum")
+             "vxlan_reserved_bits", "nested_mirror", "erspan1_with_key_or_checksum", "geneve_oam")
 REASONS = {
     "malformed": ("link_truncated", "vlan_truncated", "ipv4_truncated", "ipv4_header",
                   "ipv6_truncated", "ipv6_header", "ip_fragment", "gre_truncated", "gre_version",
                   "gre_routing", "erspan_truncated", "erspan_version", "erspan_platform_truncated",
                   "erspan_frame_type", "udp_truncated", "vxlan_truncated", "vxlan_flags",
-                  "vxlan_gpe_protocol", "inner_truncated"),
-    "not_mirror": ("non_ip", "ip_protocol", "udp_port", "gre_protocol", "gre_keepalive"),
+                  "vxlan_gpe_protocol", "geneve_truncated", "geneve_version", "inner_ip_version",
+                  "inner_truncated"),
+    "not_mirror": ("non_ip", "ip_protocol", "udp_port", "gre_protocol", "gre_keepalive", "geneve_protocol"),
     "unauthorized_exporter": ("allow_list",),
 }
-ENCAPS = ("erspan1", "erspan2", "erspan3", "gre", "vxlan", "rspan")
+ENCAPS = ("erspan1", "erspan2", "erspan3", "gre", "vxlan", "rspan", "geneve")
 
 
 # --------------------------------------------------------------------------------------------
@@ -854,8 +856,8 @@ def build_fixtures():
     f.add(p, reason="not_mirror.gre_protocol")
 
     f = fx("m20_m22_vxlan_flags", "M20/M22 + GPE: VXLAN flags 0x00 -> malformed.vxlan_flags; flags 0x88 (VNI 20) "
-           "and reserved2 0xff (VNI 22) -> written, anomaly vxlan_reserved_bits; GPE (flags 0x0C) with next protocol "
-           "1 (IPv4) and 4 (NSH) -> malformed.vxlan_gpe_protocol")
+           "and reserved2 0xff (VNI 22) -> written, anomaly vxlan_reserved_bits; on the GPE port 4790, GPE (flags "
+           "0x0C) with next protocol 4 (NSH) and 5 (MPLS) -> malformed.vxlan_gpe_protocol")
     p = o4() / UDP(sport=54321, dport=4789) / VXLAN(flags=0x00, vni=20) / inner(0)
     assert bytes(p)[42:50] == bytes.fromhex("0000000000001400")
     f.add(p, reason="malformed.vxlan_flags")
@@ -867,20 +869,20 @@ def build_fixtures():
     p = o4() / UDP(sport=54321, dport=4789) / VXLAN(flags=0x08, vni=22, reserved2=0xFF) / IN
     assert bytes(p)[42:50] == bytes.fromhex("08000000000016ff")
     f.add(p, session=EXP + "-vxlan-22", encap="vxlan", sid=22, frame=IN, anomalies=("vxlan_reserved_bits",))
-    p = (o4() / UDP(sport=54321, dport=4789) / VXLAN(flags=0x0C, NextProtocol=1, vni=23)
-         / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=2000) / Raw(b"gpe-ipv4"))
-    assert bytes(p)[42:50] == bytes.fromhex("0c00000100001700")
+    p = o4() / UDP(sport=54321, dport=4790) / VXLAN(flags=0x0C, NextProtocol=5, vni=23) / Raw(b"\0" * 24)
+    assert bytes(p)[42:50] == bytes.fromhex("0c00000500001700")
     f.add(p, reason="malformed.vxlan_gpe_protocol")
-    p = o4() / UDP(sport=54321, dport=4789) / VXLAN(flags=0x0C, NextProtocol=4, vni=23) / Raw(b"\0" * 24)
+    p = o4() / UDP(sport=54321, dport=4790) / VXLAN(flags=0x0C, NextProtocol=4, vni=23) / Raw(b"\0" * 24)
     assert bytes(p)[42:50] == bytes.fromhex("0c00000400001700")
     f.add(p, reason="malformed.vxlan_gpe_protocol")
 
     f = fx("m21_vxlan_gpe_ethernet", "M21: scapy default VXLAN()/Ether: GPE-style 0c 00 00 03 (I+P, next protocol 3 "
-           "Ethernet) -> accepted as VXLAN VNI 1 (P with next-protocol Ethernet is not a reserved-bit anomaly)")
+           "Ethernet) on the VXLAN port 4789 -> VXLAN VNI 1 whose 0x04 flag and byte 3 are reserved bits (RFC 7348: "
+           "ignored on receipt; counted as vxlan_reserved_bits)")
     IN = inner(0)
     p = o4() / UDP(sport=54321, dport=4789) / VXLAN(vni=1) / IN
     assert bytes(p)[42:50] == bytes.fromhex("0c00000300000100")
-    f.add(p, session=EXP + "-vxlan-1", encap="vxlan", sid=1, frame=IN)
+    f.add(p, session=EXP + "-vxlan-1", encap="vxlan", sid=1, frame=IN, anomalies=("vxlan_reserved_bits",))
 
     f = fx("m23_inner_truncated", "M23: encapsulation followed by fewer than 14 bytes -> malformed.inner_truncated: "
            "Type II + 10 bytes, TEB + 10 bytes, VXLAN + 13 bytes, Type I + 0 bytes")
@@ -1241,7 +1243,153 @@ def build_fixtures():
     f.extra["switch_times"] = {"rules": ["198.51.100.1/32=unix100us", "198.51.100.2/32=ptp"],
                                "record_times_ns": expected_switch, "implausible": implausible}
 
+    build_geneve_and_vxlan_port_fixtures(fx)
     return F
+
+
+# --------------------------------------------------------------------------------------------
+# Geneve (RFC 8926, UDP 6081) and VXLAN reserved bits vs VXLAN-GPE (issue 10, items 1-2;
+# PROTOCOLS.md A.9, A.9b). VNIs 100-199 are used only here, so the sessions of these fixtures
+# are pairwise distinct and can be replayed live together.
+
+def vxlan_header(flags, vni, reserved1=0, reserved2=0):
+    """VXLAN/VXLAN-GPE header bytes for flag values scapy's VXLAN layer lays out differently
+    (its conditional fields move the VNI for some flag bits)."""
+    return Raw(struct.pack(">B3sI", flags, reserved1.to_bytes(3, "big"), vni << 8 | reserved2))
+
+
+def build_geneve_and_vxlan_port_fixtures(fx):
+    f = fx("geneve_basic", "Geneve (UDP 6081, no options, Protocol Type 0x6558) VNI 100, 3 packets -> "
+           "<exporter>-geneve-100")
+    for k in range(3):
+        IN = inner(k)
+        p = o4() / UDP(sport=49152 + k, dport=6081) / GENEVE(vni=100, proto=0x6558) / IN
+        assert bytes(p)[42:50] == bytes.fromhex("0000655800006400")
+        f.add(p, session=EXP + "-geneve-100", encap="geneve", sid=100, frame=IN)
+
+    f = fx("geneve_options", "Geneve options are skipped: 20 bytes of AWS-GWLB-style TLVs (class 0x0108), "
+           "12 bytes with the C (critical) bit set, the maximum 63 words; VNI 101. An inner frame that is UDP to "
+           "the VXLAN-GPE port 4790 is a nested mirror (written, anomaly nested_mirror)")
+    opts = [GeneveOptions(classid=0x0108, type=1, data=b"\x11" * 8), GeneveOptions(classid=0x0108, type=2, data=b"\x22" * 4)]
+    IN = inner(0)
+    p = o4() / UDP(sport=49152, dport=6081) / GENEVE(vni=101, proto=0x6558, options=opts) / IN
+    assert bytes(p)[42:44] == b"\x05\x00"
+    f.add(p, session=EXP + "-geneve-101", encap="geneve", sid=101, frame=IN)
+    IN = inner(1)
+    p = (o4() / UDP(sport=49153, dport=6081)
+         / GENEVE(vni=101, proto=0x6558, critical=1, options=[GeneveOptions(classid=0xFFFF, type=0x80, data=b"\x33" * 8)])
+         / IN)
+    assert bytes(p)[42:44] == b"\x03\x40"
+    f.add(p, session=EXP + "-geneve-101", encap="geneve", sid=101, frame=IN)
+    IN = inner(2)
+    big = [GeneveOptions(classid=0x0108, type=3, data=b"\x44" * 124), GeneveOptions(classid=0x0108, type=4, data=b"\x55" * 120)]
+    p = o4() / UDP(sport=49154, dport=6081) / GENEVE(vni=101, proto=0x6558, options=big) / IN
+    assert bytes(p)[42] == 63
+    f.add(p, session=EXP + "-geneve-101", encap="geneve", sid=101, frame=IN)
+    IN = (Ether(src=IMAC_SRC, dst=IMAC_DST) / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=4790)
+          / VXLAN(flags=0x0C, NextProtocol=3, vni=7) / inner(3))
+    p = o4() / UDP(sport=49155, dport=6081) / GENEVE(vni=101, proto=0x6558) / IN
+    f.add(p, session=EXP + "-geneve-101", encap="geneve", sid=101, frame=IN, anomalies=("nested_mirror",))
+
+    f = fx("geneve_ipv6", "Geneve over IPv6 (UDP checksum set), VNI 102, with one 8-byte option")
+    for k in range(2):
+        IN = inner6(k)
+        p = (o6() / UDP(sport=49152 + k, dport=6081)
+             / GENEVE(vni=102, proto=0x6558, options=[GeneveOptions(classid=0x0102, type=1, data=b"\x66" * 4)]) / IN)
+        f.add(p, session=EXP6 + "-geneve-102", encap="geneve", sid=102, frame=IN)
+
+    f = fx("geneve_raw_ip", "Geneve Protocol Type 0x0800 (IPv4) and 0x86DD (IPv6, after an option), VNI 103 -> "
+           "raw IP exactly like ERSPAN III FT=2: pcap series <session>-ip (link type 101, the session itself "
+           "exists with 0 packets), pcapng interface 1 of the session's file; 0x0800 carrying an IPv6 packet -> "
+           "malformed.inner_ip_version")
+    f.ng_frames = []
+    RAW4 = IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=2000) / Raw(b"geneve-ipv4")
+    RAW6 = IPv6(src="2001:db8:1::1", dst="2001:db8:1::2") / UDP(sport=1000, dport=2000) / Raw(b"geneve-ipv6")
+    p = o4() / UDP(sport=49152, dport=6081) / GENEVE(vni=103, proto=0x0800) / RAW4
+    assert bytes(p)[44:46] == b"\x08\x00"
+    f.add(p, session=EXP + "-geneve-103", encap="geneve", sid=103, frame=RAW4, raw_ip=True)
+    p = (o4() / UDP(sport=49153, dport=6081)
+         / GENEVE(vni=103, proto=0x86DD, options=[GeneveOptions(classid=0x0108, type=1, data=b"\x77" * 4)]) / RAW6)
+    f.add(p, session=EXP + "-geneve-103", encap="geneve", sid=103, frame=RAW6, raw_ip=True)
+    p = o4() / UDP(sport=49154, dport=6081) / GENEVE(vni=103, proto=0x0800) / RAW6
+    f.add(p, reason="malformed.inner_ip_version")
+
+    f = fx("geneve_oam", "Geneve with the O (OAM) bit, VNI 104: written, anomaly geneve_oam; then a normal frame")
+    IN = inner(0)
+    p = o4() / UDP(sport=49152, dport=6081) / GENEVE(vni=104, proto=0x6558, oam=1) / IN
+    assert bytes(p)[43] == 0x80
+    f.add(p, session=EXP + "-geneve-104", encap="geneve", sid=104, frame=IN, anomalies=("geneve_oam",))
+    IN = inner(1)
+    f.add(o4() / UDP(sport=49153, dport=6081) / GENEVE(vni=104, proto=0x6558) / IN,
+          session=EXP + "-geneve-104", encap="geneve", sid=104, frame=IN)
+
+    f = fx("geneve_malformed", "Geneve that cannot be kept: version 1 -> malformed.geneve_version; Opt Len 63 "
+           "words with 40 bytes after the header -> malformed.geneve_truncated; 6 bytes of header -> "
+           "malformed.geneve_truncated; Protocol Type 0x894F (NSH) and 0x0806 (ARP) -> "
+           "not_mirror.geneve_protocol; one valid frame (VNI 105)")
+    p = o4() / UDP(sport=49152, dport=6081) / GENEVE(version=1, vni=105, proto=0x6558) / inner(0)
+    assert bytes(p)[42] == 0x40
+    f.add(p, reason="malformed.geneve_version")
+    p = o4() / UDP(sport=49152, dport=6081) / GENEVE(optionlen=63, vni=105, proto=0x6558) / Raw(b"\0" * 40)
+    f.add(p, reason="malformed.geneve_truncated")
+    f.add(o4() / UDP(sport=49152, dport=6081) / Raw(b"\0\0\x65\x58\0\0"), reason="malformed.geneve_truncated")
+    f.add(o4() / UDP(sport=49152, dport=6081) / GENEVE(vni=105, proto=0x894F) / Raw(b"\0" * 24),
+          reason="not_mirror.geneve_protocol")
+    f.add(o4() / UDP(sport=49152, dport=6081) / GENEVE(vni=105, proto=0x0806) / Raw(b"\0" * 28),
+          reason="not_mirror.geneve_protocol")
+    IN = inner(5)
+    f.add(o4() / UDP(sport=49152, dport=6081) / GENEVE(vni=105, proto=0x6558) / IN,
+          session=EXP + "-geneve-105", encap="geneve", sid=105, frame=IN)
+
+    f = fx("vxlan_reserved_bits", "VXLAN on the VXLAN port 4789 checks only the I flag (RFC 7348; Linux 6.14 "
+           "user-defined reserved bits): flags 0x0C with byte 3 = 1 (GPE-looking, IPv4) carrying Ethernet, every "
+           "flag bit and every reserved byte set, VNI 110 -> written, anomaly vxlan_reserved_bits; flags 0x00 -> "
+           "malformed.vxlan_flags")
+    IN = inner(0)
+    p = o4() / UDP(sport=49152, dport=4789) / VXLAN(flags=0x0C, NextProtocol=1, vni=110) / IN
+    assert bytes(p)[42:50] == bytes.fromhex("0c00000100006e00")
+    f.add(p, session=EXP + "-vxlan-110", encap="vxlan", sid=110, frame=IN, anomalies=("vxlan_reserved_bits",))
+    IN = inner(1)
+    p = o4() / UDP(sport=49153, dport=4789) / vxlan_header(0xFF, 110, 0xABCDEF, 0x5A) / IN
+    assert bytes(p)[42:50] == bytes.fromhex("ffabcdef00006e5a")
+    f.add(p, session=EXP + "-vxlan-110", encap="vxlan", sid=110, frame=IN, anomalies=("vxlan_reserved_bits",))
+    IN = inner(2)
+    f.add(o4() / UDP(sport=49154, dport=4789) / VXLAN(flags=0x08, vni=110) / IN,
+          session=EXP + "-vxlan-110", encap="vxlan", sid=110, frame=IN)
+    p = o4() / UDP(sport=49155, dport=4789) / vxlan_header(0x04, 110) / inner(3)
+    f.add(p, reason="malformed.vxlan_flags")
+
+    f = fx("vxlan_gpe", "VXLAN-GPE only on the GPE port 4790: next protocol 3 (Ethernet) VNI 120 and P clear "
+           "(plain VXLAN layout, Ethernet) -> <exporter>-vxlan-120; next protocol 1 (IPv4) and 2 (IPv6) VNI 121 -> "
+           "raw IP (pcap series -ip, link type 101); an Ethernet frame carrying UDP to the Geneve port -> "
+           "nested_mirror; next protocol 4 (NSH) -> malformed.vxlan_gpe_protocol; Ver 1 -> malformed.vxlan_flags; "
+           "GPE reserved byte set -> anomaly vxlan_reserved_bits")
+    f.ng_frames = []
+    IN = inner(0)
+    p = o4() / UDP(sport=49152, dport=4790) / VXLAN(flags=0x0C, NextProtocol=3, vni=120) / IN
+    assert bytes(p)[42:50] == bytes.fromhex("0c00000300007800")
+    f.add(p, session=EXP + "-vxlan-120", encap="vxlan", sid=120, frame=IN)
+    IN = inner(1)
+    p = o4() / UDP(sport=49153, dport=4790) / VXLAN(flags=0x08, vni=120) / IN
+    f.add(p, session=EXP + "-vxlan-120", encap="vxlan", sid=120, frame=IN)
+    IN = inner(2)
+    p = o4() / UDP(sport=49154, dport=4790) / vxlan_header(0x0C, 120, 0x000103, 0x01) / IN
+    assert bytes(p)[42:50] == bytes.fromhex("0c00010300007801")
+    f.add(p, session=EXP + "-vxlan-120", encap="vxlan", sid=120, frame=IN, anomalies=("vxlan_reserved_bits",))
+    IN = (Ether(src=IMAC_SRC, dst=IMAC_DST) / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=6081)
+          / GENEVE(vni=9, proto=0x6558) / inner(3))
+    f.add(o4() / UDP(sport=49155, dport=4790) / VXLAN(flags=0x0C, NextProtocol=3, vni=120) / IN,
+          session=EXP + "-vxlan-120", encap="vxlan", sid=120, frame=IN, anomalies=("nested_mirror",))
+    RAW4 = IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1000, dport=2000) / Raw(b"gpe-ipv4")
+    RAW6 = IPv6(src="2001:db8:1::1", dst="2001:db8:1::2") / UDP(sport=1000, dport=2000) / Raw(b"gpe-ipv6")
+    f.add(o4() / UDP(sport=49156, dport=4790) / VXLAN(flags=0x0C, NextProtocol=1, vni=121) / RAW4,
+          session=EXP + "-vxlan-121", encap="vxlan", sid=121, frame=RAW4, raw_ip=True)
+    f.add(o4() / UDP(sport=49157, dport=4790) / VXLAN(flags=0x0C, NextProtocol=2, vni=121) / RAW6,
+          session=EXP + "-vxlan-121", encap="vxlan", sid=121, frame=RAW6, raw_ip=True)
+    f.add(o4() / UDP(sport=49158, dport=4790) / VXLAN(flags=0x0C, NextProtocol=4, vni=122) / Raw(b"\0" * 24),
+          reason="malformed.vxlan_gpe_protocol")
+    f.add(o4() / UDP(sport=49159, dport=4790) / vxlan_header(0x1C, 122, 0x000003) / inner(4),
+          reason="malformed.vxlan_flags")
 
 
 def main():

@@ -226,10 +226,19 @@ private func reason(_ result: DecodeResult) -> DiscardReason? {
         #expect(reason(decode(Frames.ipv4(protocol: 17, noI))) == .vxlanFlags)
         let reserved = hex("d43112b5 0000 0000 88000000 00007bff") + Frames.inner()
         #expect(try #require(frame(decode(Frames.ipv4(protocol: 17, reserved)))).anomalies.contains(.vxlanReservedBits))
-        let gpe = hex("d43112b5 0000 0000 0c000003 00000100") + Frames.inner()
-        #expect(try #require(frame(decode(Frames.ipv4(protocol: 17, gpe)))).sessionID == 1)
-        let gpeIP = hex("d43112b5 0000 0000 0c000001 00000100") + Frames.inner()
-        #expect(reason(decode(Frames.ipv4(protocol: 17, gpeIP))) == .vxlanGPEProtocol)
+        // On a VXLAN port GPE's P flag and next protocol are reserved bits: ignored, counted.
+        for gpeLooking in ["0c000003", "0c000001", "0c000004", "04000000"] {
+            let packet = hex("d43112b5 0000 0000 \(gpeLooking) 00000100") + Frames.inner()
+            let result = decode(Frames.ipv4(protocol: 17, packet))
+            if gpeLooking.hasPrefix("04") {
+                #expect(reason(result) == .vxlanFlags, "only the I flag is checked, and it is clear")
+                continue
+            }
+            let decoded = try #require(frame(result), "\(gpeLooking)")
+            #expect(decoded.encapsulation == .vxlan && decoded.sessionID == 1 && !decoded.isRawIP)
+            #expect(decoded.anomalies == .vxlanReservedBits)
+            #expect(decoded.innerOffset == 14 + 20 + 8 + 8 && decoded.innerCapturedLength == Frames.inner().count)
+        }
         let port8472 = hex("d4312118 0000 0000 08000000 00007b00") + Frames.inner()
         #expect(reason(decode(Frames.ipv4(protocol: 17, port8472))) == .udpPort)
         let configured = MirrorDecoder.Configuration(vxlanPorts: VXLANPorts([4789, 8472]))
@@ -259,6 +268,118 @@ private func reason(_ result: DecodeResult) -> DiscardReason? {
         let nested = Frames.ipv4(protocol: 47, hex("000088be") + Frames.inner())
         let decoded = try #require(frame(decode(Frames.ipv4(protocol: 47, hex("100088be00000001 1000000300000000") + nested))))
         #expect(decoded.anomalies.contains(.nestedMirror))
+    }
+}
+
+/// Geneve (UDP 6081) and VXLAN-GPE (UDP 4790) at the byte level; the scapy fixtures
+/// geneve_* and vxlan_* check whole files.
+@Suite struct GeneveAndGPETests {
+    /// UDP 54321 → 6081 and a Geneve header: `first` (Ver, Opt Len), `flags`, `protocolType`, VNI.
+    static func geneve(first: UInt8 = 0, flags: UInt8 = 0, protocolType: UInt16 = 0x6558, vni: UInt32 = 0x64, options: [UInt8] = [])
+        -> [UInt8]
+    {
+        hex("d43117c1 0000 0000") + [first, flags, UInt8(protocolType >> 8), UInt8(protocolType & 0xFF)]
+            + [UInt8(vni >> 16), UInt8((vni >> 8) & 0xFF), UInt8(vni & 0xFF), 0] + options
+    }
+
+    @Test func headerFieldsAndOptionsAreSkipped() throws {
+        let inner = Frames.inner()
+        let options = [UInt8](repeating: 0xAB, count: 12)
+        for flags: UInt8 in [0x00, 0x40, 0x3F] {  // none, C (critical options), the reserved bits
+            let packet = Frames.ipv4(protocol: 17, Self.geneve(first: 3, flags: flags, vni: 0xABCDEF, options: options) + inner)
+            let decoded = try #require(frame(decode(packet)))
+            #expect(decoded.encapsulation == .geneve && decoded.encapsulation.sessionFamily == .geneve)
+            #expect(decoded.sessionID == 0xABCDEF && decoded.hasSessionID)
+            #expect(decoded.innerOffset == 14 + 20 + 8 + 8 + 12)
+            #expect(decoded.innerCapturedLength == inner.count && !decoded.isRawIP && decoded.anomalies.isEmpty)
+        }
+        let oam = try #require(frame(decode(Frames.ipv4(protocol: 17, Self.geneve(flags: 0x80) + inner))))
+        #expect(oam.anomalies == .geneveOAM)
+        let v6 = try #require(frame(decode(Frames.ipv6(next: 17, Self.geneve(vni: 0) + inner))))
+        #expect(v6.encapsulation == .geneve && v6.sessionID == 0 && v6.exporter.description == "2001:db8::1")
+    }
+
+    @Test func versionAndProtocolType() {
+        for version: UInt8 in 1...3 {
+            #expect(reason(decode(Frames.ipv4(protocol: 17, Self.geneve(first: version << 6) + Frames.inner()))) == .geneveVersion)
+        }
+        for protocolType: UInt16 in [0x0000, 0x0806, 0x894F, 0x8847, 0x88BE] {
+            let result = decode(Frames.ipv4(protocol: 17, Self.geneve(protocolType: protocolType) + Frames.inner()))
+            #expect(reason(result) == .geneveProtocol)
+            #expect(DiscardReason.geneveProtocol.name == "not_mirror.geneve_protocol")
+        }
+    }
+
+    /// Options that run past the datagram, or past what was captured, are never read.
+    @Test func everyCutIsCountedNeverRead() {
+        let options = [UInt8](repeating: 0x11, count: 16)
+        let full = Frames.ipv4(protocol: 17, Self.geneve(first: 4, options: options) + Frames.inner())
+        let geneveStart = 14 + 20 + 8
+        for length in (14 + 20)..<full.count {
+            let result = decode(Array(full.prefix(length)), wireLength: full.count)
+            switch length {
+            case ..<geneveStart: #expect(reason(result) == .udpTruncated, "\(length)")
+            case ..<(geneveStart + 8 + 16): #expect(reason(result) == .geneveTruncated, "\(length)")
+            case ..<(geneveStart + 8 + 16 + 14): #expect(reason(result) == .innerTruncated, "\(length)")
+            default: #expect(frame(result)?.isTruncated == true, "\(length)")
+            }
+        }
+        // Opt Len says more than the datagram holds (the IP length bounds it, not the capture).
+        let lying = Frames.ipv4(protocol: 17, Self.geneve(first: 63) + Frames.inner(), trailer: [UInt8](repeating: 0, count: 300))
+        #expect(reason(decode(lying)) == .geneveTruncated)
+    }
+
+    @Test func rawIPPayloadsAreLikeERSPANFrameType2() throws {
+        let ipv4 = Array(Frames.inner().dropFirst(14))
+        let ipv6 = Array(Frames.ipv6(next: 17, hex("03e807d0 0010 0000") + [UInt8](repeating: 7, count: 8)).dropFirst(14))
+        let four = try #require(frame(decode(Frames.ipv4(protocol: 17, Self.geneve(protocolType: 0x0800) + ipv4))))
+        #expect(four.isRawIP && four.innerCapturedLength == ipv4.count && four.innerWireLength == ipv4.count)
+        let six = try #require(frame(decode(Frames.ipv4(protocol: 17, Self.geneve(protocolType: 0x86DD) + ipv6))))
+        #expect(six.isRawIP && six.innerCapturedLength == ipv6.count)
+        // The Protocol Type names the version; a payload that disagrees is malformed.
+        #expect(reason(decode(Frames.ipv4(protocol: 17, Self.geneve(protocolType: 0x0800) + ipv6))) == .innerIPVersion)
+        #expect(reason(decode(Frames.ipv4(protocol: 17, Self.geneve(protocolType: 0x86DD) + ipv4))) == .innerIPVersion)
+        #expect(reason(decode(Frames.ipv4(protocol: 17, Self.geneve(protocolType: 0x0800) + ipv4.prefix(19)))) == .innerTruncated)
+        // Cut by the sender (the inner IP length says more): truncated, as for FT = 2.
+        let cut = try #require(frame(decode(Frames.ipv4(protocol: 17, Self.geneve(protocolType: 0x0800) + ipv4.prefix(30)))))
+        #expect(cut.isTruncated && cut.innerWireLength == ipv4.count)
+    }
+
+    @Test func gpeOnlyOnGPEPorts() throws {
+        let inner = Frames.inner()
+        let ipv4 = Array(inner.dropFirst(14))
+        func gpe(_ header: String, _ payload: [UInt8]) -> DecodeResult {
+            decode(Frames.ipv4(protocol: 17, hex("d43112b6 0000 0000 \(header)") + payload))
+        }
+        let ethernet = try #require(frame(gpe("0c000003 00007800", inner)))
+        #expect(ethernet.encapsulation == .vxlan && ethernet.sessionID == 120 && !ethernet.isRawIP && ethernet.anomalies.isEmpty)
+        let noNextProtocol = try #require(frame(gpe("08000001 00007800", inner)))
+        #expect(!noNextProtocol.isRawIP && noNextProtocol.anomalies == .vxlanReservedBits, "P clear: byte 3 is reserved")
+        let bumAndOAM = try #require(frame(gpe("0f000003 00007800", inner)))
+        #expect(bumAndOAM.anomalies.isEmpty, "B and O are defined GPE flags")
+        #expect(try #require(frame(gpe("0c000001 00007800", ipv4))).isRawIP)
+        #expect(reason(gpe("0c000002 00007800", ipv4)) == .innerIPVersion)
+        #expect(reason(gpe("0c000004 00007800", inner)) == .vxlanGPEProtocol)
+        #expect(reason(gpe("1c000003 00007800", inner)) == .vxlanFlags, "GPE version 1")
+        #expect(reason(gpe("04000003 00007800", inner)) == .vxlanFlags, "I clear")
+        // Ports are configurable; a port that is not configured is not a mirror.
+        var configuration = MirrorDecoder.Configuration()
+        configuration.vxlanGPEPorts = VXLANPorts([])
+        configuration.genevePorts = VXLANPorts([4790])
+        let packet = Frames.ipv4(protocol: 17, hex("d43112b6 0000 0000 00006558 00007800") + inner)
+        #expect(try #require(frame(decode(packet, configuration: configuration))).encapsulation == .geneve)
+        configuration.genevePorts = VXLANPorts([])
+        #expect(reason(decode(packet, configuration: configuration)) == .udpPort)
+    }
+
+    @Test func nestedGeneveAndGPEAreFlagged() throws {
+        for port in ["17c1", "12b6"] {
+            let nested = Frames.ipv4(protocol: 17, hex("d431\(port) 0000 0000 0c000003 00000100") + Frames.inner())
+            let outer = try #require(frame(decode(Frames.ipv4(protocol: 17, Self.geneve() + nested))))
+            #expect(outer.anomalies.contains(.nestedMirror), "\(port)")
+            let rawIP = try #require(frame(decode(Frames.ipv4(protocol: 17, Self.geneve(protocolType: 0x0800) + nested.dropFirst(14)))))
+            #expect(rawIP.anomalies.contains(.nestedMirror), "raw IP \(port)")
+        }
     }
 }
 
@@ -305,11 +426,13 @@ private func reason(_ result: DecodeResult) -> DiscardReason? {
     /// The one-walk inspection agrees with the two separate checks on every prefix of many
     /// inner frames (tagged, IPv4, IPv6, GRE, VXLAN, junk).
     @Test func inspectAgreesWithTheSeparateChecks() {
-        let vxlanPorts = VXLANPorts([4789, 8472])
+        let mirrorPorts = UDPMirrorPorts(vxlan: VXLANPorts([4789, 8472]), vxlanGPE: VXLANPorts([4790]), geneve: VXLANPorts([6081]))
         var frames: [[UInt8]] = [Frames.inner(), Frames.inner(payload: 300)]
         frames.append(Frames.ipv4(protocol: 47, hex("000088be") + Frames.inner()))
         frames.append(Frames.ipv4(protocol: 17, hex("d43112b5 0000 0000 08000000 00007b00") + Frames.inner()))
         frames.append(Frames.ipv6(next: 47, hex("000088be") + Frames.inner()))
+        frames.append(Frames.ipv4(protocol: 17, hex("d43117c1 0000 0000 00006558 00006400") + Frames.inner()))
+        frames.append(Frames.ipv6(next: 17, hex("d43112b6 0000 0000 0c000003 00006400") + Frames.inner()))
         frames.append(Frames.ipv4(protocol: 47, hex("000088be") + Frames.inner(), tags: [hex("81000014")]))
         frames.append(Frames.ipv4(protocol: 6, [UInt8](repeating: 0, count: 20), tags: [hex("88a80064"), hex("81000014")]))
         frames.append(hex("ffffffffffff 020000000001 0806") + [UInt8](repeating: 0, count: 28))
@@ -318,9 +441,9 @@ private func reason(_ result: DecodeResult) -> DiscardReason? {
         for frame in frames {
             for length in 14...frame.count {
                 frame.withUnsafeBytes { bytes in
-                    let both = InnerFrame.inspect(bytes, at: 0, count: length, vxlanPorts: vxlanPorts)
+                    let both = InnerFrame.inspect(bytes, at: 0, count: length, mirrorPorts: mirrorPorts)
                     #expect(both.statedLength == InnerFrame.statedLength(bytes, at: 0, count: length))
-                    #expect(both.isNestedMirror == InnerFrame.isNestedMirror(bytes, at: 0, count: length, vxlanPorts: vxlanPorts))
+                    #expect(both.isNestedMirror == InnerFrame.isNestedMirror(bytes, at: 0, count: length, mirrorPorts: mirrorPorts))
                 }
             }
         }
