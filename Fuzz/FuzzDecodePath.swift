@@ -189,7 +189,7 @@ func checkDecoded(_ frame: MirrorFrame, bytes: UnsafeRawBufferPointer, wireLengt
         fuzzCheck(
             frame.erspan.version == (frame.encapsulation == .erspan2 ? 1 : 2) || !decoder.configuration.classifierOverrides.isEmpty,
             "ERSPAN version \(frame.erspan.version) decoded as \(frame.encapsulation.name)")
-    case .vxlan:
+    case .vxlan, .geneve:
         fuzzCheck(frame.hasSessionID && frame.sessionID <= 0xFF_FFFF, "VNI \(frame.sessionID)")
     case .rspan:
         fuzzCheck(frame.hasSessionID && frame.sessionID <= 4095, "RSPAN VLAN \(frame.sessionID)")

@@ -441,9 +441,10 @@ private func reason(_ result: DecodeResult) -> DiscardReason? {
         for frame in frames {
             for length in 14...frame.count {
                 frame.withUnsafeBytes { bytes in
-                    let both = InnerFrame.inspect(bytes, at: 0, count: length, mirrorPorts: mirrorPorts)
+                    let both = InnerFrame.inspect(bytes, at: 0, count: length)
                     #expect(both.statedLength == InnerFrame.statedLength(bytes, at: 0, count: length))
-                    #expect(both.isNestedMirror == InnerFrame.isNestedMirror(bytes, at: 0, count: length, mirrorPorts: mirrorPorts))
+                    let nested = both.carriesGRE || (both.udpDestinationPort >= 0 && mirrorPorts.contains(UInt16(both.udpDestinationPort)))
+                    #expect(nested == InnerFrame.isNestedMirror(bytes, at: 0, count: length, mirrorPorts: mirrorPorts))
                 }
             }
         }
