@@ -10,10 +10,15 @@ struct FixtureManifest: Decodable {
     struct Options: Decodable {
         var rspanVLANs: [UInt16]
         var vxlanPorts: [UInt16]
+        /// Absent: the defaults (4790, 6081).
+        var vxlanGPEPorts: [UInt16]?
+        var genevePorts: [UInt16]?
         var allowExporters: [String]
         enum CodingKeys: String, CodingKey {
             case rspanVLANs = "rspan_vlans"
             case vxlanPorts = "vxlan_ports"
+            case vxlanGPEPorts = "vxlan_gpe_ports"
+            case genevePorts = "geneve_ports"
             case allowExporters = "allow_exporters"
         }
     }
@@ -92,6 +97,8 @@ struct FixtureManifest: Decodable {
         var configuration = CollectorConfiguration(outputDirectory: output)
         configuration.rspanVLANs = fixture.options.rspanVLANs
         configuration.vxlanPorts = fixture.options.vxlanPorts
+        if let ports = fixture.options.vxlanGPEPorts { configuration.vxlanGPEPorts = ports }
+        if let ports = fixture.options.genevePorts { configuration.genevePorts = ports }
         configuration.allowedExporters = fixture.options.allowExporters.compactMap(IPPrefix.init)
         let input = TestSupport.fixtures.appendingPathComponent(fixture.input).path
         let summary = try Replay(inputs: [input], configuration: configuration).run()

@@ -187,6 +187,8 @@ struct PcapngExpectations: Decodable {
         configuration.format = format
         configuration.rspanVLANs = manifest.options.rspanVLANs
         configuration.vxlanPorts = manifest.options.vxlanPorts
+        if let ports = manifest.options.vxlanGPEPorts { configuration.vxlanGPEPorts = ports }
+        if let ports = manifest.options.genevePorts { configuration.genevePorts = ports }
         configuration.allowedExporters = manifest.options.allowExporters.compactMap(IPPrefix.init)
         configure(&configuration)
         let input = TestSupport.fixtures.appendingPathComponent(manifest.input).path

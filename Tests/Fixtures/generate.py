@@ -1391,6 +1391,15 @@ def build_geneve_and_vxlan_port_fixtures(fx):
     f.add(o4() / UDP(sport=49159, dport=4790) / vxlan_header(0x1C, 122, 0x000003) / inner(4),
           reason="malformed.vxlan_flags")
 
+    f = fx("geneve_ports", "geneve_ports = [6082, 4790], vxlan_gpe_ports = []: Geneve on 6082 and on 4790 -> one "
+           "session <exporter>-geneve-130 (the port is not part of the key); Geneve on 6081 (no longer configured) "
+           "-> not_mirror.udp_port", options={"geneve_ports": [6082, 4790], "vxlan_gpe_ports": []})
+    for k, port in enumerate([6082, 4790]):
+        IN = inner(k)
+        f.add(o4() / UDP(sport=49152 + k, dport=port) / GENEVE(vni=130, proto=0x6558) / IN,
+              session=EXP + "-geneve-130", encap="geneve", sid=130, frame=IN)
+    f.add(o4() / UDP(sport=49154, dport=6081) / GENEVE(vni=130, proto=0x6558) / inner(2), reason="not_mirror.udp_port")
+
 
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
