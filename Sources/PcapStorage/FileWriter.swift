@@ -212,7 +212,13 @@ final class FileWriter: @unchecked Sendable {
         session.nextSequence += 1
         target.finalPath = session.directory + "/" + name
         target.partPath = target.finalPath + FileNaming.partSuffix
-        target.descriptor = try FileSystem.createForWriting(target.partPath, mode: configuration.fileMode)
+        do {
+            target.descriptor = try FileSystem.createForWriting(target.partPath, mode: configuration.fileMode)
+        } catch where error.isNotFound {
+            // The directory went away between two files (deleted by hand): make it again.
+            try FileSystem.createDirectory(session.directory, mode: configuration.directoryMode)
+            target.descriptor = try FileSystem.createForWriting(target.partPath, mode: configuration.fileMode)
+        }
     }
 
     /// Learns the files a previous run left in the session directory, so numbering continues
