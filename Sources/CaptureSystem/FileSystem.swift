@@ -136,6 +136,11 @@ public enum FileSystem {
         }
     }
 
+    /// Removes an empty directory. The corresponding C function is `rmdir(2)`.
+    public static func removeDirectory(_ path: String) throws(SystemError) {
+        guard rmdir(path) == 0 else { throw SystemError(call: "rmdir", subject: path, errno: Glibc.errno) }
+    }
+
     public static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR

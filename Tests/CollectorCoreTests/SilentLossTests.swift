@@ -132,12 +132,20 @@ import Glibc
             #expect(check.status == 1, "\(check.standardOutput)")
             #expect(check.standardError.contains("output") && check.standardError.contains(output + "/captures"), "\(check.standardError)")
             #expect(check.standardError.contains("Read-only file system"), "\(check.standardError)")
+
+            // A directory that can be made: OK, and the check leaves nothing behind.
+            let scratch = (file as NSString).deletingLastPathComponent
+            try Data("output = \"\(scratch)/a/b\"\n".utf8).write(to: URL(fileURLWithPath: file))
+            let fine = try TestSupport.run([TestSupport.collectorBinary, "check-config", file])
+            #expect(fine.status == 0, "\(fine.standardError)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch) == ["collector.toml"])
         }
     }
 
     // MARK: Item 12: SIGINT during replay, and replay's crash recovery
 
-    @Test func replayStopsOnSIGINTWithEveryFileFinishedAndTheSummary() throws {
+    @Test(arguments: [SIGINT, SIGTERM])
+    func replayStopsOnSIGINTOrSIGTERMWithEveryFileFinishedAndTheSummary(signal: Int32) throws {
         let output = try TestSupport.makeTemporaryDirectory("sigint")
         defer { TestSupport.removeDirectory(output) }
         let inputs = Array(repeating: TestSupport.load100k.path, count: 60)  // 6M packets: far more than 2 s
@@ -159,14 +167,14 @@ import Glibc
         while TestSupport.captureFiles(in: output).filter({ !$0.hasSuffix(".part") }).count < 8, Date() < deadline {
             usleep(50_000)
         }
-        kill(process.processIdentifier, SIGINT)
+        kill(process.processIdentifier, signal)
         if group.wait(timeout: .now() + 60) == .timedOut {
             process.terminate()
-            Issue.record("replay did not stop within 60 s of SIGINT")
+            Issue.record("replay did not stop within 60 s of signal \(signal)")
         }
         process.waitUntilExit()
         let standardError = String(decoding: errData, as: UTF8.self)
-        #expect(process.terminationReason == .exit && process.terminationStatus == 130, "\(standardError)")
+        #expect(process.terminationReason == .exit && process.terminationStatus == 128 + signal, "\(standardError)")
         let summary = try JSONDecoder().decode(Summary.self, from: outData)
         #expect(summary.isConserved)
         #expect(summary.packetsReceived > 0 && summary.packetsReceived < 6_000_000, "stopped early")
