@@ -16,6 +16,9 @@ public struct Replay {
     /// Polled between batches of records: when set, replay stops reading as if the inputs had
     /// ended, finishes every file and returns the summary of what it read.
     public var stop: StopSignal?
+    /// How long the end waits for post-rotate commands before abandoning them (journaled for
+    /// the next start).
+    public var hookShutdownTimeoutSeconds: Double = 30
 
     public init(inputs: [String], configuration: CollectorConfiguration, showProgress: Bool = false) {
         self.inputs = inputs
@@ -56,7 +59,7 @@ public struct Replay {
         }
         pipeline.finishReassembly()
         storage.close()
-        hook?.finish()
+        hook?.finish(timeoutSeconds: hookShutdownTimeoutSeconds)
         var summary = pipeline.summary()
         summary.hook.abandoned = Int64(hook?.abandoned.load(ordering: .relaxed) ?? 0)
         if !failures.isEmpty { throw .inputsFailed(failures, summary) }

@@ -240,6 +240,31 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: journal))
     }
 
+    @Test func replayCountsAbandonedHookFilesAndTheNextReplayRunsThem() throws {
+        let output = try TestSupport.makeTemporaryDirectory("hook-replay")
+        defer { TestSupport.removeDirectory(output) }
+        let input = TestSupport.fixtures.appendingPathComponent("erspan2_3_same_session.pcap").path
+        var configuration = CollectorConfiguration(outputDirectory: output)
+        configuration.postRotateCommand = "sleep 300; true"
+        var replay = Replay(inputs: [input], configuration: configuration)
+        replay.hookShutdownTimeoutSeconds = 0.2
+        let first = try replay.run()
+        let files = TestSupport.captureFiles(in: output)
+        #expect(files.count >= 2)
+        #expect(first.hook.abandoned == Int64(files.count), "every file's command was queued or killed")
+        let journal = try String(contentsOfFile: output + "/" + PostRotateHook.journalName, encoding: .utf8)
+        #expect(Set(journal.split(separator: "\n").map(String.init)) == Set(files))
+
+        let log = try TestSupport.makeTemporaryDirectory("hook-log") + "/ran.log"
+        defer { TestSupport.removeDirectory((log as NSString).deletingLastPathComponent) }
+        configuration.postRotateCommand = "echo \"$1\" >> \(log)"
+        let second = try Replay(inputs: [input], configuration: configuration).run()
+        #expect(second.hook.abandoned == 0)
+        let ran = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(Set(files).isSubset(of: Set(ran)), "the journaled files ran at the next start")
+        #expect(ran.count == files.count * 2)
+    }
+
     // MARK: Item 16: recovery and symbolic links
 
     @Test func recoveryNeverFollowsAPartSymlink() throws {
