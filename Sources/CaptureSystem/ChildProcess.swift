@@ -21,10 +21,23 @@ public enum ChildProcess {
         var empty = sigset_t()
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        // A process group of its own (its pid), so that everything the command starts can be
+        // killed together when the collector stops waiting for it.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
         let status = posix_spawn(&pid, "/bin/sh", nil, &attributes, &cArguments, environ)
         guard status == 0 else { throw SystemError(call: "posix_spawn", subject: command, errno: status) }
         return pid
+    }
+
+    /// Kills the process group a child leads (the child and everything it started) with
+    /// SIGKILL and reaps the child. The corresponding C functions are `kill(2)` with a negative
+    /// pid and `waitpid(2)`.
+    public static func killGroup(of pid: pid_t) {
+        _ = kill(-pid, SIGKILL)
+        _ = kill(pid, SIGKILL)  // in case it left its group (setsid): the wait below must end
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
     /// How a finished child ended.

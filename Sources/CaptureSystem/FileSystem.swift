@@ -39,6 +39,61 @@ public enum FileSystem {
         FileDescriptor(adopting: try Syscall.retrying("open", path) { open(path, O_RDWR | O_CLOEXEC) })
     }
 
+    /// Opens `path` for reading and writing without following a symbolic link in its last
+    /// component (ELOOP) and without blocking on a FIFO: for files found in a directory that
+    /// someone else may also write. The corresponding C function is `open(2)` with
+    /// `O_RDWR|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC`.
+    public static func openForUpdateNotFollowing(_ path: String) throws(SystemError) -> FileDescriptor {
+        FileDescriptor(adopting: try Syscall.retrying("open", path) { open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) })
+    }
+
+    /// What `stat(2)` tells about a file.
+    public struct Status: Sendable, Equatable {
+        public var isRegularFile: Bool
+        public var isDirectory: Bool
+        public var owner: UInt32
+        /// Names the file has; 0 once it was removed while still open.
+        public var linkCount: Int
+        public var size: Int
+    }
+
+    private static func status(_ info: stat) -> Status {
+        Status(
+            isRegularFile: info.st_mode & S_IFMT == S_IFREG, isDirectory: info.st_mode & S_IFMT == S_IFDIR,
+            owner: info.st_uid, linkCount: Int(info.st_nlink), size: Int(info.st_size))
+    }
+
+    /// The status of an open file. The corresponding C function is `fstat(2)`.
+    public static func status(of fd: FileDescriptor, path: String) throws(SystemError) -> Status {
+        var info = stat()
+        guard fstat(fd.rawValue, &info) == 0 else { throw SystemError(call: "fstat", subject: path, errno: Glibc.errno) }
+        return status(info)
+    }
+
+    /// The status of `path` itself, a symbolic link not followed; nil when it does not exist.
+    /// The corresponding C function is `lstat(2)`.
+    public static func linkStatus(_ path: String) -> Status? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return status(info)
+    }
+
+    /// The effective user ID of this process. The corresponding C function is `geteuid(2)`.
+    public static var effectiveUserID: UInt32 { geteuid() }
+
+    /// Checks that files can be created in `directory` (made first, with any missing parents):
+    /// creates, writes and removes a small probe file. Throws what failed, naming the path.
+    public static func checkWritable(directory: String, mode: mode_t = 0o750) throws(SystemError) {
+        try createDirectory(directory, mode: mode)
+        let probe = directory + "/.span-collector-probe-\(getpid())"
+        let fd = FileDescriptor(
+            adopting: try Syscall.retrying("open", probe) { open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) })
+        defer { _ = unlink(probe) }
+        var byte: UInt8 = 0
+        _ = try Syscall.retrying("write", probe) { Glibc.write(fd.rawValue, &byte, 1) }
+        try fd.close()
+    }
+
     /// Writes all of `bytes`, looping over short writes. The corresponding C function is
     /// `write(2)`. On failure the file may hold a prefix of `bytes`.
     public static func writeAll(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer, path: String) throws(SystemError) {
@@ -79,6 +134,11 @@ public enum FileSystem {
             }
             prefix += "/"
         }
+    }
+
+    /// Removes an empty directory. The corresponding C function is `rmdir(2)`.
+    public static func removeDirectory(_ path: String) throws(SystemError) {
+        guard rmdir(path) == 0 else { throw SystemError(call: "rmdir", subject: path, errno: Glibc.errno) }
     }
 
     public static func isDirectory(_ path: String) -> Bool {

@@ -9,9 +9,13 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
 
-    public init(path: String) throws(SystemError) {
+    public convenience init(path: String) throws(SystemError) {
+        try self.init(descriptor: try FileSystem.openForReading(path), path: path)
+    }
+
+    /// Maps the file open as `fd` (which may be closed afterwards); `path` is for messages.
+    public init(descriptor fd: FileDescriptor, path: String) throws(SystemError) {
         self.path = path
-        let fd = try FileSystem.openForReading(path)
         var info = stat()
         guard fstat(fd.rawValue, &info) == 0 else { throw SystemError(call: "fstat", subject: path, errno: Glibc.errno) }
         let length = Int(info.st_size)

@@ -88,19 +88,7 @@ public final class LiveCapture: @unchecked Sendable {
             throw .output(error)
         }
         // Files a crash (or SIGKILL) left as .part: cut to their last whole record, renamed.
-        for result in Recovery.recoverPartFiles(in: configuration.outputDirectory) {
-            switch result.action {
-            case .renamed(let path):
-                logger.notice("recovered unfinished file", metadata: ["path": "\(path)", "records": "\(result.recordsKept)", "bytes_cut": "\(result.bytesCut)"])
-                hook?.enqueue(path: path)  // a finished file like any other
-            case .removed:
-                logger.notice("removed unfinished file without a whole record", metadata: ["path": "\(result.path)"])
-            case .keptBecauseFinalNameExists(let path):
-                logger.warning("unfinished file left alone: its final name exists", metadata: ["path": "\(result.path)", "existing": "\(path)"])
-            case .failed(let error):
-                logger.error("could not recover unfinished file", metadata: ["path": "\(result.path)", "error": "\(error)"])
-            }
-        }
+        PartFileRecovery.recover(in: configuration.outputDirectory, logger: logger, hook: hook)
         do {
             storage = try Storage(configuration: storageConfiguration, events: StorageEventLogger(logger: logger, hook: hook).handle)
         } catch {
@@ -171,6 +159,7 @@ public final class LiveCapture: @unchecked Sendable {
             counters.postRotateSucceeded = hook.succeeded.load(ordering: .relaxed)
             counters.postRotateFailed = hook.failed.load(ordering: .relaxed)
             counters.postRotateDropped = hook.dropped.load(ordering: .relaxed)
+            counters.postRotateAbandoned = hook.abandoned.load(ordering: .relaxed)
         }
         return counters
     }
@@ -297,7 +286,9 @@ public final class LiveCapture: @unchecked Sendable {
                 "capture thread done",
                 metadata: ["worker": "\(index)", "sessions": "\(part.sessions.count)", "received": "\(part.packetsReceived)"])
         }
-        return Summary.merged(parts)
+        var summary = Summary.merged(parts)
+        summary.hook.abandoned = Int64(hook?.abandoned.load(ordering: .relaxed) ?? 0)
+        return summary
     }
 
     /// Notification failures are worth one debug line, never more.

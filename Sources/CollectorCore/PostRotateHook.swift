@@ -11,6 +11,11 @@ import Glibc
 /// never waits. Paths wait in a bounded queue; when it is full a path is dropped and counted
 /// (the file itself stays on disk). Failures (spawn errors, non-zero exits, signals) are logged
 /// and counted.
+///
+/// At shutdown `finish` waits a bounded time. What is then still queued or running is
+/// abandoned: the running commands' process groups are killed, the paths are counted
+/// (`abandoned`), logged, and written to a journal in the output directory, from which the
+/// next start queues again those that still exist.
 public final class PostRotateHook: @unchecked Sendable {
     public let command: String
     public let concurrency: Int
@@ -24,18 +29,31 @@ public final class PostRotateHook: @unchecked Sendable {
     public let succeeded = Atomic<Int>(0)
     public let failed = Atomic<Int>(0)
     public let dropped = Atomic<Int>(0)
+    /// Files abandoned at shutdown (`hook.abandoned`).
+    public let abandoned = Atomic<Int>(0)
+    /// The journal of abandoned files, one path per line, in the output directory.
+    public static let journalName = ".span-collector-hook-queue"
+    private let journalPath: String?
 
-    public init(command: String, concurrency: Int, logger: Logger) throws(SystemError) {
+    /// `journalDirectory`: where abandoned paths are kept for the next start (the output
+    /// directory); the paths a previous run left there are queued first.
+    public init(
+        command: String, concurrency: Int, logger: Logger = Logger(label: "span-collector.hook"), journalDirectory: String? = nil
+    ) throws(SystemError) {
         self.command = command
         self.concurrency = max(1, concurrency)
         self.logger = logger
+        journalPath = journalDirectory.map { $0 + "/" + Self.journalName }
+        pending = takeJournal()
         thread = try OSThread(name: "span-hook") { [unowned self] in run() }
     }
 
     /// The hook the configuration asks for, if any.
     static func make(for configuration: CollectorConfiguration, logger: Logger) throws(SystemError) -> PostRotateHook? {
         guard let command = configuration.postRotateCommand, !command.isEmpty else { return nil }
-        return try PostRotateHook(command: command, concurrency: configuration.postRotateConcurrency, logger: logger)
+        return try PostRotateHook(
+            command: command, concurrency: configuration.postRotateConcurrency, logger: logger,
+            journalDirectory: configuration.outputDirectory)
     }
 
     /// Queues a finished file.
@@ -52,22 +70,26 @@ public final class PostRotateHook: @unchecked Sendable {
         }
     }
 
-    /// Waits for the queued and running commands (bounded by `timeoutSeconds`), then stops.
+    /// Waits for the queued and running commands (bounded by `timeoutSeconds`), then abandons
+    /// what is left (see the type's comment) and stops.
     public func finish(timeoutSeconds: Double = 30) {
         lock.withLock {
             stopping = true
             lock.broadcast()
         }
         let deadline = Clock.monotonicNanoseconds() + UInt64(timeoutSeconds * 1e9)
-        while lock.withLock({ thread != nil && !finished }), Clock.monotonicNanoseconds() < deadline { usleep(10_000) }
-        if lock.withLock({ !finished }) {
-            logger.warning("post-rotate commands still running at shutdown; not waiting any longer")
-        } else {
-            thread?.join()
+        while lock.withLock({ !finished }), Clock.monotonicNanoseconds() < deadline { usleep(10_000) }
+        lock.withLock {
+            abandoning = true
+            lock.broadcast()
         }
+        thread?.join()  // bounded: the thread kills and reaps what runs, then returns
+        thread = nil
     }
 
     private var finished = false
+    /// Set when the shutdown wait is over: the thread abandons what is left and returns.
+    private var abandoning = false
 
     private func run() {
         var running: [(pid: pid_t, path: String)] = []
@@ -83,11 +105,16 @@ public final class PostRotateHook: @unchecked Sendable {
                 }
                 return true
             }
+            if lock.withLock({ abandoning }) {
+                abandon(running)
+                return
+            }
             let next: String? = lock.withLock {
+                if abandoning { return nil }
                 if running.count < concurrency, !pending.isEmpty { return pending.removeFirst() }
                 if stopping && pending.isEmpty && running.isEmpty { finished = true }
                 // Sleep until work arrives, or poll children every 50 ms.
-                if !finished { lock.wait(nanoseconds: running.isEmpty ? 1_000_000_000 : 50_000_000) }
+                if !finished && !abandoning { lock.wait(nanoseconds: running.isEmpty ? 1_000_000_000 : 50_000_000) }
                 return nil
             }
             if lock.withLock({ finished }) { return }
@@ -99,5 +126,62 @@ public final class PostRotateHook: @unchecked Sendable {
                 logger.error("post-rotate command could not start", metadata: ["path": "\(path)", "error": "\(error)"])
             }
         }
+    }
+
+    /// The end of the shutdown wait: kills the running commands' process groups, and counts,
+    /// logs and journals their paths and the queued ones.
+    private func abandon(_ running: [(pid: pid_t, path: String)]) {
+        for child in running { ChildProcess.killGroup(of: child.pid) }
+        let left = running.map(\.path) + lock.withLock {
+            let queued = pending
+            pending.removeAll()
+            finished = true
+            return queued
+        }
+        guard !left.isEmpty else { return }
+        abandoned.add(left.count, ordering: .relaxed)
+        logger.warning(
+            "post-rotate commands not run or not finished at shutdown; running ones were killed, all run again at the next start",
+            metadata: ["count": "\(left.count)", "files": "\(left.joined(separator: " "))"])
+        writeJournal(left)
+    }
+
+    /// Writes the journal atomically (a temporary file renamed over it).
+    private func writeJournal(_ paths: [String]) {
+        guard let journalPath else { return }
+        let temporary = journalPath + ".tmp"
+        let bytes = Array((paths.joined(separator: "\n") + "\n").utf8)
+        do throws(SystemError) {
+            let descriptor = try FileSystem.createForWriting(temporary, mode: 0o600)
+            var failure: SystemError?
+            bytes.withUnsafeBytes { raw in
+                do throws(SystemError) { try FileSystem.writeAll(descriptor, raw, path: temporary) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            try descriptor.close()
+            try FileSystem.rename(temporary, to: journalPath)
+        } catch {
+            logger.error("post-rotate journal not written; those files will not be run again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The paths a previous run journaled that still exist as regular files; the journal is
+    /// removed once read (what is abandoned again is journaled again at shutdown).
+    private func takeJournal() -> [String] {
+        guard let journalPath, FileSystem.linkStatus(journalPath) != nil else { return [] }
+        let lines: [String]
+        do throws(SystemError) {
+            let mapped = try MappedFile(path: journalPath)
+            lines = String(decoding: mapped.bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+            try FileSystem.remove(journalPath)
+        } catch {
+            logger.error("post-rotate journal not read", metadata: ["path": "\(journalPath)", "error": "\(error)"])
+            return []
+        }
+        let paths = lines.filter { FileSystem.linkStatus($0)?.isRegularFile == true }
+        if !paths.isEmpty {
+            logger.notice("post-rotate commands queued again from the last shutdown", metadata: ["count": "\(paths.count)"])
+        }
+        return paths
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import MirrorDecoding
 import PcapFormat
 import PcapStorage
+import Synchronization
 
 /// Runs the pipeline over capture files, in order, as fast as the disk allows. Classic pcap is
 /// read through a private mapping (no per-record copy); everything else through libpcap.
@@ -12,6 +13,12 @@ public struct Replay {
     public var configuration: CollectorConfiguration
     /// Print progress on stderr (only when it is a terminal).
     public var showProgress: Bool
+    /// Polled between batches of records: when set, replay stops reading as if the inputs had
+    /// ended, finishes every file and returns the summary of what it read.
+    public var stop: StopSignal?
+    /// How long the end waits for post-rotate commands before abandoning them (journaled for
+    /// the next start).
+    public var hookShutdownTimeoutSeconds: Double = 30
 
     public init(inputs: [String], configuration: CollectorConfiguration, showProgress: Bool = false) {
         self.inputs = inputs
@@ -26,6 +33,8 @@ public struct Replay {
         let hook: PostRotateHook?
         do {
             hook = try PostRotateHook.make(for: configuration, logger: logger)
+            // As `run` does: .part files a killed run left are recovered before any file opens.
+            PartFileRecovery.recover(in: configuration.outputDirectory, logger: logger, hook: hook)
             storage = try Storage(
                 configuration: configuration.storageConfiguration(handoff: .wait),
                 events: StorageEventLogger(logger: logger, hook: hook).handle)
@@ -36,6 +45,7 @@ public struct Replay {
         var failures: [CollectorError] = []
         var progress = Progress(enabled: showProgress && FileSystem.isTerminal(2), inputs: inputs)
         for (index, input) in inputs.enumerated() {
+            if stop?.isRequested == true { break }
             do throws(CollectorError) {
                 try replay(input, index: index, into: pipeline, progress: &progress, logger: logger)
             } catch {
@@ -44,10 +54,14 @@ public struct Replay {
             }
         }
         progress.finish()
+        if let signal = stop?.received {
+            logger.notice("stop requested: finishing every file", metadata: ["signal": "\(signal)"])
+        }
         pipeline.finishReassembly()
         storage.close()
-        hook?.finish()
-        let summary = pipeline.summary()
+        hook?.finish(timeoutSeconds: hookShutdownTimeoutSeconds)
+        var summary = pipeline.summary()
+        summary.hook.abandoned = Int64(hook?.abandoned.load(ordering: .relaxed) ?? 0)
         if !failures.isEmpty { throw .inputsFailed(failures, summary) }
         return summary
     }
@@ -87,6 +101,7 @@ public struct Replay {
                     prefaultedTo += 64 << 20
                 }
                 if sinceRelease == 65_536 {
+                    if stop?.isRequested == true { return }  // SIGINT/SIGTERM: as if the input ended
                     sinceRelease = 0
                     mapped.release(before: record.dataOffset)
                     progress.update(file: index, fraction: Double(record.dataOffset) / Double(bytes.count), packets: pipeline.received)
@@ -108,13 +123,19 @@ public struct Replay {
         }
         do {
             try reader.forEachRecord { frame, wireLength, timestamp in
+                if stop?.isRequested == true { throw StopRequested() }
                 pipeline.process(frame, wireLength: wireLength, timestampNanoseconds: timestamp, linkType: linkType)
             }
+        } catch is StopRequested {
+            return
         } catch {
             logger.warning("input could not be read to the end", metadata: ["file": "\(input)", "error": "\(error)"])
         }
     }
 }
+
+/// Ends libpcap's record loop when a stop was requested.
+private struct StopRequested: Error {}
 
 /// Replay progress on a terminal: one line rewritten at most twice a second.
 struct Progress {

@@ -70,6 +70,7 @@ public struct ServiceCounters: Sendable {
     public var postRotateSucceeded = 0
     public var postRotateFailed = 0
     public var postRotateDropped = 0
+    public var postRotateAbandoned = 0
 
     public init() {}
 }
@@ -138,7 +139,7 @@ final class MetricsExporter: @unchecked Sendable {
             gauge("span_collector_buffer_memory_bytes", [], "Batch buffer memory allocated.", Double(service.bufferMemoryBytes))
             gauge("span_collector_finished_file_bytes", [], "Bytes of finished files under disk retention.", Double(service.finishedFileBytes))
             count("span_collector_retention_removed_files_total", [], "Files removed for --max-disk-usage/--min-free-space.", Int64(service.filesRemovedForSpace))
-            for (result, value) in [("ok", service.postRotateSucceeded), ("failed", service.postRotateFailed), ("dropped", service.postRotateDropped)] {
+            for (result, value) in [("ok", service.postRotateSucceeded), ("failed", service.postRotateFailed), ("dropped", service.postRotateDropped), ("abandoned", service.postRotateAbandoned)] {
                 count("span_collector_post_rotate_commands_total", [("result", result)], "Post-rotate commands by outcome.", Int64(value))
             }
             return registry.emitToBuffer()

@@ -23,6 +23,10 @@ struct StorageEventLogger: Sendable {
             hook?.enqueue(path: path)
         case .fileRemoved(let path):
             logger.debug("retention removed file", metadata: ["path": "\(path)"])
+        case .fileLost(let session, let path, let records, let error):
+            logger.error(
+                "file removed before it was published (output directory deleted?); its frames count as dropped.write, the next file recreates the directory",
+                metadata: ["session": "\(session)", "path": "\(path)", "records": "\(records)", "error": "\(error)"])
         case .maintenanceFailed(let error):
             logger.error("file maintenance failed", metadata: ["error": "\(error)"])
         }

@@ -119,6 +119,13 @@ public struct Summary: Codable, Sendable, Equatable {
         }
     }
 
+    /// The post-rotate hook's files that outlived the run.
+    public struct Hook: Codable, Sendable, Equatable {
+        /// Files still queued, or whose command was still running (and was killed), when the
+        /// shutdown wait ended. Listed in the log and run at the next start.
+        public var abandoned: Int64 = 0
+    }
+
     public var sessions: [SessionSummary] = []
     public var packetsReceived: Int64 = 0
     public var packetsWritten: Int64 = 0
@@ -129,6 +136,7 @@ public struct Summary: Codable, Sendable, Equatable {
     /// Frames written despite something unusual, e.g. `gre_checksum_bad`.
     public var anomalies: [String: Int64] = [:]
     public var reassembly = Reassembly()
+    public var hook = Hook()
 
     enum CodingKeys: String, CodingKey {
         case sessions
@@ -138,6 +146,7 @@ public struct Summary: Codable, Sendable, Equatable {
         case discardReasons = "discard_reasons"
         case anomalies
         case reassembly
+        case hook
     }
 
     public init() {}
@@ -166,6 +175,7 @@ public struct Summary: Codable, Sendable, Equatable {
             total.reassembly.overlappingDatagrams += part.reassembly.overlappingDatagrams
             total.reassembly.limitedFragments += part.reassembly.limitedFragments
             total.reassembly.pendingFragments += part.reassembly.pendingFragments
+            total.hook.abandoned += part.hook.abandoned
         }
         total.sessions.sort { $0.name < $1.name }
         return total
@@ -216,6 +226,9 @@ public struct Summary: Codable, Sendable, Equatable {
             text += "fragments \(reassembly.fragments): rebuilt \(reassembly.datagrams) datagrams"
             text += ", incomplete \(reassembly.incompleteDatagrams), overlapping \(reassembly.overlappingDatagrams)"
             text += ", refused by caps \(reassembly.limitedFragments), pending \(reassembly.pendingFragments)\n"
+        }
+        if hook.abandoned > 0 {
+            text += "post-rotate: \(hook.abandoned) files abandoned at shutdown (run at the next start)\n"
         }
         let notable = anomalies.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !notable.isEmpty { text += "anomalies: " + notable.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n" }

@@ -45,6 +45,11 @@ final class FileTarget: @unchecked Sendable {
     var sequence = 0
     var bytesWritten = 0
     var recordsWritten = 0
+    /// Captured bytes of the records written (what the summary's `bytes` counts).
+    var dataBytesWritten = 0
+    /// The file can no longer be published (removed while open, or the rename failed): its
+    /// frames were moved to `dropped.write` and there is nothing left to rename.
+    var unpublishable = false
 
     /// Set by the writer when a write failed; the capture side then starts a new file, which
     /// is how a session retries after ENOSPC or EACCES.

@@ -1,6 +1,10 @@
 import CaptureSystem
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What happened on the disk side that an operator should hear about. Storage takes no logger;
 /// CollectorCore logs these.
 public enum StorageEvent: Sendable {
@@ -15,6 +19,11 @@ public enum StorageEvent: Sendable {
     case fileRemoved(path: String)
     /// A finish, rename or retention step failed.
     case maintenanceFailed(error: SystemError)
+    /// A file will never be published: it was removed while open (its directory deleted, say:
+    /// `error` is ENOENT from `fstat`) or its rename failed. Its `records` moved from written
+    /// to `dropped.write`; the session's next file recreates the directory. Reported once per
+    /// episode, like `writeFailed`.
+    case fileLost(session: String, path: String, records: Int, error: SystemError)
 }
 
 /// Commands from the capture side to a writer thread, executed in order.
@@ -23,6 +32,8 @@ enum WriterCommand {
     case finish(FileTarget)
     /// Holds the writer until the gate opens (fault injection for tests: a stalled disk).
     case pause(WriterGate)
+    /// Opens the gate once everything queued before it is done (a barrier for tests).
+    case signal(WriterGate)
     case stop
 }
 
@@ -102,6 +113,8 @@ final class FileWriter: @unchecked Sendable {
                 finish(target)
             case .pause(let gate):
                 gate.wait()
+            case .signal(let gate):
+                gate.open()
             case .stop:
                 return
             }
@@ -122,6 +135,12 @@ final class FileWriter: @unchecked Sendable {
             try FileSystem.writeAll(target.descriptor!, buffer.contents, path: target.partPath)
             target.bytesWritten += buffer.used
             target.recordsWritten += buffer.records
+            target.dataBytesWritten += buffer.dataBytes
+            // Written into a file nobody will ever see (its directory was deleted): not written.
+            if isRemoved(target) {
+                lose(target, error: SystemError(call: "fstat", subject: target.partPath, errno: ENOENT))
+                return
+            }
             if session.inErrorEpisode {
                 session.inErrorEpisode = false
                 events(.writeRecovered(session: session.name))
@@ -146,6 +165,34 @@ final class FileWriter: @unchecked Sendable {
         }
     }
 
+    /// Whether the open file has lost its last name (link count 0): checked after every
+    /// write and before the rename, one `fstat` per buffer. (`fstat` on an open descriptor
+    /// does not fail; if it did, the rename would still tell.)
+    private func isRemoved(_ target: FileTarget) -> Bool {
+        guard let descriptor = target.descriptor,
+            let status = try? FileSystem.status(of: descriptor, path: target.partPath)
+        else { return false }
+        return status.linkCount == 0
+    }
+
+    /// The file will never be published: what it holds moves from written to `dropped.write`,
+    /// later buffers of it are dropped, and the capture side starts a new file (the retry, in
+    /// a recreated directory: see `open`).
+    private func lose(_ target: FileTarget, error: SystemError) {
+        let session = target.session
+        session.writeDroppedPackets.add(target.recordsWritten, ordering: .relaxed)
+        session.writeDroppedBytes.add(target.dataBytesWritten, ordering: .relaxed)
+        let records = target.recordsWritten
+        target.recordsWritten = 0
+        target.dataBytesWritten = 0
+        target.unpublishable = true
+        target.failed.store(true, ordering: .relaxed)
+        if !session.inErrorEpisode {
+            session.inErrorEpisode = true
+            events(.fileLost(session: session.name, path: target.finalPath, records: records, error: error))
+        }
+    }
+
     private func drop(_ buffer: BatchBuffer, session: SessionFiles) {
         session.writeDroppedPackets.add(buffer.records, ordering: .relaxed)
         session.writeDroppedBytes.add(buffer.dataBytes, ordering: .relaxed)
@@ -165,7 +212,13 @@ final class FileWriter: @unchecked Sendable {
         session.nextSequence += 1
         target.finalPath = session.directory + "/" + name
         target.partPath = target.finalPath + FileNaming.partSuffix
-        target.descriptor = try FileSystem.createForWriting(target.partPath, mode: configuration.fileMode)
+        do {
+            target.descriptor = try FileSystem.createForWriting(target.partPath, mode: configuration.fileMode)
+        } catch where error.isNotFound {
+            // The directory went away between two files (deleted by hand): make it again.
+            try FileSystem.createDirectory(session.directory, mode: configuration.directoryMode)
+            target.descriptor = try FileSystem.createForWriting(target.partPath, mode: configuration.fileMode)
+        }
     }
 
     /// Learns the files a previous run left in the session directory, so numbering continues
@@ -185,17 +238,28 @@ final class FileWriter: @unchecked Sendable {
 
     private func finish(_ target: FileTarget) {
         guard let descriptor = target.descriptor else { return }
-        target.descriptor = nil
         let session = target.session
+        if !target.unpublishable, isRemoved(target) {
+            lose(target, error: SystemError(call: "fstat", subject: target.partPath, errno: ENOENT))
+        }
+        target.descriptor = nil
         do throws(SystemError) {
             try descriptor.close()
+            if target.unpublishable { return }
             guard target.recordsWritten > 0 else {
                 try FileSystem.remove(target.partPath)  // no empty files
                 return
             }
-            try FileSystem.rename(target.partPath, to: target.finalPath)
         } catch {
             events(.maintenanceFailed(error: error))
+            return
+        }
+        do throws(SystemError) {
+            try FileSystem.rename(target.partPath, to: target.finalPath)
+        } catch {
+            // Not published, so not written. The `.part` (if it is still there) is left for the
+            // next start's recovery or the operator.
+            lose(target, error: error)
             return
         }
         session.filesFinished.add(1, ordering: .relaxed)

@@ -1,6 +1,10 @@
 import CaptureSystem
 import PcapFormat
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What start-up recovery did with one leftover `.part` file.
 public struct RecoveryResult: Sendable, Equatable {
     public enum Action: Sendable, Equatable {
@@ -14,6 +18,9 @@ public struct RecoveryResult: Sendable, Equatable {
         case keptBecauseFinalNameExists(String)
         /// A step failed; the file is left as it was (or cut, if only the rename failed).
         case failed(SystemError)
+        /// Not a regular file owned by us (a symbolic link, a FIFO, another user's file):
+        /// never opened, left as it is. The reason says what it is.
+        case skipped(String)
     }
 
     /// The `.part` file found (for `.failed` from listing: the directory).
@@ -60,7 +67,8 @@ public enum Recovery {
         }
         for session in sessions {
             let directory = outputDirectory + "/" + session
-            guard FileSystem.isDirectory(directory) else { continue }
+            // A session directory is a real directory: a symbolic link would lead elsewhere.
+            guard FileSystem.linkStatus(directory)?.isDirectory == true else { continue }
             let names: [String]
             do throws(SystemError) {
                 names = try FileSystem.contents(ofDirectory: directory).sorted()
@@ -76,12 +84,26 @@ public enum Recovery {
         return results
     }
 
-    /// Recovers one `.part` file (the caller has checked that it is ours).
+    /// Recovers one `.part` file (the caller has checked that its name is ours). Only a
+    /// regular file owned by this process's user is opened, and never through a symbolic link:
+    /// a `.part` link planted in the directory must not make recovery cut a file elsewhere.
     public static func recover(partFile path: String) -> RecoveryResult {
         let finalPath = String(path.dropLast(FileNaming.partSuffix.count))
+        func skipped(_ reason: String) -> RecoveryResult {
+            RecoveryResult(path: path, action: .skipped(reason), recordsKept: 0, bytesCut: 0)
+        }
+        // lstat first, so nothing but a regular file is ever opened (opening a FIFO or a device
+        // can block or act); then the same checks on what was opened, which closes the race.
+        guard let found = FileSystem.linkStatus(path) else { return skipped("gone") }
+        if let reason = notOurs(found) { return skipped(reason) }
+        let descriptor: FileDescriptor
         let scan: Scan
         do throws(SystemError) {
-            scan = try self.scan(path, format: finalPath.hasSuffix(".pcapng") ? .pcapng : .pcap)
+            descriptor = try FileSystem.openForUpdateNotFollowing(path)
+            if let reason = notOurs(try FileSystem.status(of: descriptor, path: path)) { return skipped(reason) }
+            scan = try self.scan(descriptor, path: path, format: finalPath.hasSuffix(".pcapng") ? .pcapng : .pcap)
+        } catch where error.errno == ELOOP {
+            return skipped("a symbolic link")
         } catch {
             return RecoveryResult(path: path, action: .failed(error), recordsKept: 0, bytesCut: 0)
         }
@@ -94,11 +116,8 @@ public enum Recovery {
                 try FileSystem.remove(path)
                 return RecoveryResult(path: path, action: .removed, recordsKept: 0, bytesCut: scan.fileLength)
             }
-            if cut > 0 {
-                let descriptor = try FileSystem.openForUpdate(path)
-                try FileSystem.truncate(descriptor, to: scan.validLength, path: path)
-                try descriptor.close()
-            }
+            if cut > 0 { try FileSystem.truncate(descriptor, to: scan.validLength, path: path) }
+            try descriptor.close()
             try FileSystem.rename(path, to: finalPath)
         } catch {
             return RecoveryResult(path: path, action: .failed(error), recordsKept: scan.records, bytesCut: 0)
@@ -113,8 +132,15 @@ public enum Recovery {
         var records: Int
     }
 
-    static func scan(_ path: String, format: CaptureFileFormat) throws(SystemError) -> Scan {
-        let mapped = try MappedFile(path: path)
+    /// Why a file found with a `.part` name is not ours to recover, or nil when it is.
+    static func notOurs(_ status: FileSystem.Status) -> String? {
+        if !status.isRegularFile { return "not a regular file" }
+        if status.owner != FileSystem.effectiveUserID { return "owned by user \(status.owner), not by us" }
+        return nil
+    }
+
+    static func scan(_ descriptor: FileDescriptor, path: String, format: CaptureFileFormat) throws(SystemError) -> Scan {
+        let mapped = try MappedFile(descriptor: descriptor, path: path)
         let bytes = mapped.bytes
         let (validLength, records) = format == .pcap ? scanClassic(bytes) : scanPcapNG(bytes)
         return Scan(fileLength: bytes.count, validLength: records > 0 ? validLength : 0, records: records)

@@ -117,8 +117,10 @@ public final class SessionRecorder {
         if fileRecords > 0 {
             // The interface block and its statistics block come with the first raw-IP record.
             let growth = recordLength + (rawIP && !fileHasRawIPInterface ? rawIPInterfaceGrowth : 0)
+            // Time rotation only moves forward: a frame of an earlier interval than the file's
+            // (timestamps jittering across a boundary) goes into the current file.
             if fileBytes + growth + trailerReserve > rotateSize
-                || (rotateInterval != 0 && timestampNanoseconds / rotateInterval != intervalIndex)
+                || (rotateInterval != 0 && timestampNanoseconds / rotateInterval > intervalIndex)
             {
                 finishFile()
             }
@@ -317,9 +319,15 @@ public final class SessionRecorder {
         if hasOpenFile, now &- lastActivity >= idle { finishFile() }
     }
 
+    /// Finishes the file the writer failed or lost (live capture on a quiet session), so the
+    /// next frame starts the retry in a new file without waiting for the buffer to fill.
+    func finishIfFailed() {
+        if let target, target.failed.load(ordering: .relaxed) { finishFile() }
+    }
+
     /// Finishes the file when its wall-clock interval is over (live capture on a quiet session).
     func rotateIfIntervalEnded(now: UInt64) {
-        guard rotateInterval != 0, target != nil, fileRecords > 0, now / rotateInterval != intervalIndex else { return }
+        guard rotateInterval != 0, target != nil, fileRecords > 0, now / rotateInterval > intervalIndex else { return }
         finishFile()
     }
 

@@ -19,7 +19,8 @@ public final class Storage: @unchecked Sendable {
 
     public init(configuration: StorageConfiguration, events: @escaping @Sendable (StorageEvent) -> Void = { _ in }) throws(SystemError) {
         self.configuration = configuration
-        try FileSystem.createDirectory(configuration.directory, mode: configuration.directoryMode)
+        // Refuse to start rather than count every frame as dropped.write later.
+        try FileSystem.checkWritable(directory: configuration.directory, mode: configuration.directoryMode)
         pool = BufferPool(
             limit: configuration.bufferCount, bufferSize: configuration.bufferSize,
             preallocate: min(configuration.maximumBuffersInFlight + 2, 16))
@@ -97,6 +98,7 @@ public final class Storage: @unchecked Sendable {
         let flushBefore = monotonic &- configuration.flushIntervalNanoseconds
         for recorder in subset ?? recordersLock.withLock({ recorders }) {
             recorder.rotateIfIntervalEnded(now: now)
+            recorder.finishIfFailed()
             if let idle = configuration.idleTimeoutNanoseconds { recorder.finishIfIdle(monotonicNow: monotonic, idleFor: idle) }
             if recorder.hasStaleBuffer(olderThan: flushBefore) { recorder.flushBuffer() }
         }
@@ -120,6 +122,18 @@ public final class Storage: @unchecked Sendable {
         let gate = WriterGate()
         for writer in writers { writer.enqueue(.pause(gate)) }
         return gate
+    }
+
+    /// Hands every session's buffer to its writer and waits until the writers have done all
+    /// that was queued: a deterministic point between writes, for tests.
+    func drainWriters() {
+        for recorder in recordersLock.withLock({ recorders }) { recorder.flushBuffer() }
+        let gates = writers.map { writer in
+            let gate = WriterGate()
+            writer.enqueue(.signal(gate))
+            return gate
+        }
+        for gate in gates { gate.wait() }
     }
 
     /// Replaces the disk retention limits (configuration reload).

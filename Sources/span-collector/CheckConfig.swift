@@ -1,4 +1,5 @@
 import ArgumentParser
+import CaptureSystem
 import CollectorCore
 import Foundation
 
@@ -12,7 +13,9 @@ extension SpanCollector {
                 problem on standard error, one per line as "PATH:LINE: KEY: message" (without \
                 LINE where it is not known), and exits 1. Checks what `run` would check of the \
                 file on its own: syntax, unknown keys, types, sizes, prefixes, ranges, the capture \
-                filter, and the named sessions.
+                filter, and the named sessions; and, when the file sets `output`, that the output \
+                directory can be created and written (a probe file is written there and removed; \
+                directories made for the check are removed again).
                 """
         )
 
@@ -20,11 +23,29 @@ extension SpanCollector {
         var path: String = ConfigurationFile.defaultPath
 
         func run() throws {
+            let loaded: LoadedConfiguration
             do {
-                _ = try ConfigurationFile.load(path: path)
+                loaded = try ConfigurationFile.load(path: path)
             } catch {
                 FileHandle.standardError.write(Data(error.lines.map { $0 + "\n" }.joined().utf8))
                 throw ExitCode(1)
+            }
+            // As `run` does at start: the output directory can be made and written. What this
+            // check creates it removes again: checking leaves no trace.
+            if let output = loaded.outputDirectory {
+                var missing: [String] = []
+                var ancestor = output
+                while !ancestor.isEmpty, ancestor != "/", FileSystem.linkStatus(ancestor) == nil {
+                    missing.append(ancestor)
+                    ancestor = String(ancestor[..<(ancestor.lastIndex(of: "/") ?? ancestor.startIndex)])
+                }
+                defer { for directory in missing { try? FileSystem.removeDirectory(directory) } }
+                do {
+                    try FileSystem.checkWritable(directory: output)
+                } catch {
+                    FileHandle.standardError.write(Data("\(path): output: cannot write \(output): \(error)\n".utf8))
+                    throw ExitCode(1)
+                }
             }
             print("\(path): OK")
         }

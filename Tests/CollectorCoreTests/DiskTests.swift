@@ -62,7 +62,7 @@ import Glibc
             let result = try TestSupport.run([
                 TestSupport.collectorBinary, "replay", Self.load, "--output", output, "--rotate-size", "512K", "--json",
             ])
-            #expect(result.status == 0, "\(result.standardError)")
+            #expect(result.status == 3, "frames were dropped: \(result.standardError)")
             let summary = try JSONDecoder().decode(Summary.self, from: Data(result.standardOutput.utf8))
             #expect(summary.dropped.write > 0, "a 3 MiB disk cannot hold 40 MiB")
             #expect(summary.packetsWritten > 0)
