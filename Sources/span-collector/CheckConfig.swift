@@ -12,7 +12,10 @@ extension SpanCollector {
                 problem on standard error, one per line as "PATH:LINE: KEY: message" (without \
                 LINE where it is not known), and exits 1. Checks what `run` would check of the \
                 file on its own: syntax, unknown keys, types, sizes, prefixes, ranges, the capture \
-                filter, and the named sessions.
+                filter, and the named sessions. Warnings ("PATH:LINE: KEY: warning: message" on \
+                standard error) do not change the exit status: a session exporter with host bits \
+                set, a session that an earlier one shadows. A path that is not a regular file, or \
+                a file larger than 1 MiB, is refused.
                 """
         )
 
@@ -21,7 +24,8 @@ extension SpanCollector {
 
         func run() throws {
             do {
-                _ = try ConfigurationFile.load(path: path)
+                let loaded = try ConfigurationFile.load(path: path)
+                FileHandle.standardError.write(Data(loaded.warningLines.map { $0 + "\n" }.joined().utf8))
             } catch {
                 FileHandle.standardError.write(Data(error.lines.map { $0 + "\n" }.joined().utf8))
                 throw ExitCode(1)
