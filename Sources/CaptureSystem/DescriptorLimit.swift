@@ -1,5 +1,3 @@
-import CLinuxPacket
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +6,7 @@ extension HostSystem {
     /// Physical memory in bytes (0 when the system does not say).
     public static var physicalMemory: Int {
         let pages = sysconf(Int32(_SC_PHYS_PAGES))
-        let pageSize = sysconf(Int32(_SC_PAGESIZE))
+        let pageSize = Int(getpagesize())
         guard pages > 0, pageSize > 0 else { return 0 }
         let (bytes, overflow) = pages.multipliedReportingOverflow(by: pageSize)
         return overflow ? .max : bytes

@@ -1,5 +1,3 @@
-import CLinuxPacket
-
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -355,6 +355,12 @@ public final class LiveCapture: @unchecked Sendable {
             logger.error("configuration not reloaded; the running one stays", metadata: ["problems": "\(error)"])
             return
         }
+        let ignored = Self.settingsNeedingRestart(running: configuration, reloaded: reloaded)
+        if !ignored.isEmpty {
+            logger.warning(
+                "configuration reload: these settings changed but need a restart; the running values stay",
+                metadata: ["keys": "\(ignored.joined(separator: ","))"])
+        }
         for worker in workers {
             worker.pendingRules.withLock { $0 = (reloaded.sessionRules, reloaded.acceptUnknownSessions) }
         }
@@ -363,6 +369,32 @@ public final class LiveCapture: @unchecked Sendable {
         logger.notice(
             "configuration reloaded",
             metadata: ["sessions": "\(reloaded.sessionRules.count)", "accept_unknown_sessions": "\(reloaded.acceptUnknownSessions)"])
+    }
+
+    /// The keys whose reloaded value differs from the running one but that a reload does not
+    /// apply (`NumericSetting.reloadable`, and the other settings SIGHUP leaves alone).
+    static func settingsNeedingRestart(running: CollectorConfiguration, reloaded: CollectorConfiguration) -> [String] {
+        var keys: [String] = []
+        func compare<Value: Equatable>(_ key: String, _ value: (CollectorConfiguration) -> Value) {
+            if value(running) != value(reloaded) { keys.append(key) }
+        }
+        compare("output") { $0.outputDirectory }
+        compare("format") { $0.format }
+        compare(NumericSettings.rotateSize.key) { $0.rotateSize }
+        compare(NumericSettings.rotateInterval.key) { $0.rotateIntervalSeconds }
+        compare(NumericSettings.keepFiles.key) { $0.keepFiles }
+        compare("rspan_vlans") { $0.rspanVLANs }
+        compare("vxlan_ports") { $0.vxlanPorts }
+        compare("allow_exporters") { $0.allowedExporters }
+        compare(NumericSettings.bufferSize.key) { $0.bufferSize }
+        compare(NumericSettings.maximumBufferMemory.key) { $0.maximumBufferMemory }
+        compare("post_rotate_command") { $0.postRotateCommand }
+        compare(NumericSettings.postRotateConcurrency.key) { $0.postRotateConcurrency }
+        compare(NumericSettings.maximumSessions.key) { $0.maximumSessions }
+        compare(NumericSettings.idleTimeout.key) { $0.idleTimeoutSeconds }
+        compare("drop_duplicates") { $0.dropDuplicates }
+        compare("metrics_listen") { $0.metricsListen }
+        return keys
     }
 
     /// The counters as the workers last published them (within about 100 ms).

@@ -608,6 +608,20 @@ import Glibc
         }
     }
 
+    /// A reload applies session rules and disk limits; other changes are named in a warning.
+    @Test func reloadNamesTheChangedSettingsItCannotApply() {
+        let running = CollectorConfiguration(outputDirectory: "/srv/a")
+        var reloaded = running
+        reloaded.maximumDiskUsage = 1 << 30
+        reloaded.minimumFreeSpace = .percent(20)
+        reloaded.sessionRules = [SessionRule(name: "x")]
+        #expect(LiveCapture.settingsNeedingRestart(running: running, reloaded: reloaded).isEmpty)
+        reloaded.idleTimeoutSeconds = 60
+        reloaded.bufferSize = 1 << 20
+        reloaded.outputDirectory = "/srv/b"
+        #expect(LiveCapture.settingsNeedingRestart(running: running, reloaded: reloaded) == ["output", "buffer_size", "idle_timeout"])
+    }
+
     // MARK: check-config warnings and what is not a configuration file (item 18)
 
     @Test func checkConfigWarnsAboutHostBitsAndShadowedSessions() throws {
