@@ -130,8 +130,8 @@ public enum NumericSettings {
     ]
 
     /// Appends a problem when `value` is set and out of range.
-    static func check(_ setting: NumericSetting, _ value: Int?, into problems: inout [ConfigurationProblem], key: String? = nil) {
+    static func check(_ setting: NumericSetting, _ value: Int?, into problems: inout [ConfigurationProblem]) {
         guard let value, let message = setting.problem(value) else { return }
-        problems.append(.init(key: key ?? setting.problemKey, message: message))
+        problems.append(.init(key: setting.problemKey, message: message))
     }
 }

@@ -69,7 +69,7 @@ struct PipelineOptions: ParsableArguments {
     @Flag(name: .long, help: "Drop transport duplicates (same session, GRE sequence number and bytes); counted as discarded.duplicate.")
     var dropDuplicates = false
 
-    @Option(name: .long, help: ArgumentHelp("Sessions per capture thread at most (default 4096); traffic for more counts as unknown_session.session_limit.", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Sessions per capture thread at a time (default 4096); a full table evicts the least recently active unnamed sessions (run: lowered to fit the open-file limit).", valueName: "n"))
     var maxSessions: Int?
 
     @Option(name: .long, help: ArgumentHelp("Finish a session's file after this many seconds without frames (default 300).", valueName: "seconds"))
