@@ -67,6 +67,10 @@ import Glibc
         #expect(loaded.configuration.metricsListen == defaults.metricsListen)
         #expect(loaded.configuration.postRotateConcurrency == defaults.postRotateConcurrency)
         #expect(loaded.configuration.acceptUnknownSessions == defaults.acceptUnknownSessions)
+        // Rotation and free space show `run`'s defaults (issue 10, item 19).
+        #expect(loaded.configuration.rotateSize == CollectorConfiguration.serviceRotateSize)
+        #expect(loaded.configuration.rotateIntervalSeconds == CollectorConfiguration.serviceRotateIntervalSeconds)
+        #expect(loaded.configuration.minimumFreeSpace == CollectorConfiguration.serviceMinimumFreeSpace)
         let live = LiveCapture.Options()
         #expect(loaded.ringSize == live.ring.ringSize)
         #expect(loaded.capture.ring == live.ring)
@@ -606,6 +610,29 @@ import Glibc
                 #expect(error.problems.contains { $0.key == setting.key && $0.line != nil }, "\(setting.key) = \(value): \(error)")
             }
         }
+    }
+
+    /// `run` rotates every hour or 1 GiB and keeps 10% free unless told otherwise; 0 turns
+    /// rotation off; `replay` (no service defaults) writes one file per session.
+    @Test func runDefaultsRotateAndKeepSpaceFree() throws {
+        var service = CollectorConfiguration(outputDirectory: "/srv")
+        service.applyServiceDefaults()
+        let storage = service.storageConfiguration(handoff: .drop)
+        #expect(storage.rotateSize == 1 << 30)
+        #expect(storage.rotateIntervalSeconds == 3600)
+        #expect(storage.minimumFreeSpace == .percent(10))
+
+        var explicit = try ConfigurationFile.parse(text: "rotate_size = 0\nrotate_interval = 60\nmin_free_space = 0\n").configuration
+        explicit.outputDirectory = "/srv"
+        explicit.applyServiceDefaults()
+        #expect(explicit.problems().isEmpty)
+        let off = explicit.storageConfiguration(handoff: .drop)
+        #expect(off.rotateSize == nil)
+        #expect(off.rotateIntervalSeconds == 60)
+        #expect(off.minimumFreeSpace == .bytes(0))
+
+        let replay = CollectorConfiguration(outputDirectory: "/srv").storageConfiguration(handoff: .wait)
+        #expect(replay.rotateSize == nil && replay.rotateIntervalSeconds == nil && replay.minimumFreeSpace == nil)
     }
 
     /// A reload applies session rules and disk limits; other changes are named in a warning.
