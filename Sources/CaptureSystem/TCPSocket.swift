@@ -23,12 +23,25 @@ public final class TCPListener: @unchecked Sendable {
         guard listen(fd, 16) == 0 else { throw SystemError(call: "listen", subject: address, errno: Glibc.errno) }
     }
 
-    /// Waits up to `milliseconds` for a connection; nil on timeout.
+    /// Times `accept` found no descriptor (or memory) for a connection. The connection stays
+    /// queued, so poll reports it again at once: each such failure waits 100 ms instead of
+    /// spinning. Read and written by the accepting thread only.
+    public private(set) var descriptorShortages = 0
+
+    /// Waits up to `milliseconds` for a connection; nil on timeout or when the process has no
+    /// descriptor left for it (then after a 100 ms pause; see `descriptorShortages`).
     public func accept(timeoutMilliseconds: Int32) -> TCPConnection? {
         var descriptor = pollfd(fd: socket.rawValue, events: Int16(POLLIN), revents: 0)
         guard poll(&descriptor, 1, timeoutMilliseconds) > 0 else { return nil }
         let fd = Glibc.accept(socket.rawValue, nil, nil)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else {
+            let error = errno
+            if error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM {
+                descriptorShortages += 1
+                usleep(100_000)
+            }
+            return nil
+        }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         return TCPConnection(adopting: fd)
     }

@@ -1,3 +1,4 @@
+import CaptureSystem
 public import MirrorDecoding
 public import PcapFormat
 import PcapStorage
@@ -58,26 +59,37 @@ public struct CollectorConfiguration: Sendable {
         self.outputDirectory = outputDirectory
     }
 
+    /// `run`'s defaults for a service that writes until stopped: a new file every hour or
+    /// 1 GiB, whichever comes first, and 10% of the output filesystem kept free (the oldest
+    /// finished files go first). Without them one file per session grows until the disk is
+    /// full and the post-rotate hook never runs. `replay` does not apply them: its output is
+    /// bounded by its inputs, and an offline job should not delete what it wrote.
+    public static let serviceRotateSize = 1 << 30
+    public static let serviceRotateIntervalSeconds = 3600
+    public static let serviceMinimumFreeSpace = FreeSpace.percent(10)
+
+    /// Fills in the service defaults where neither the file nor a flag set a value (0 turns
+    /// rotation off, `min_free_space = 0` keeps nothing free).
+    public mutating func applyServiceDefaults() {
+        if rotateSize == nil { rotateSize = Self.serviceRotateSize }
+        if rotateIntervalSeconds == nil { rotateIntervalSeconds = Self.serviceRotateIntervalSeconds }
+        if minimumFreeSpace == nil { minimumFreeSpace = Self.serviceMinimumFreeSpace }
+    }
+
     /// Every problem at once, each naming the option.
     public func problems() -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
         if outputDirectory.isEmpty { problems.append(.init(key: "output", message: "must not be empty")) }
-        if let rotateSize, rotateSize < 4096 {
-            problems.append(.init(key: "rotate-size", message: "must be at least 4K, got \(rotateSize) bytes"))
-        }
-        if let rotateIntervalSeconds, rotateIntervalSeconds < 1 {
-            problems.append(.init(key: "rotate-interval", message: "must be at least 1 second"))
-        }
-        if let keepFiles, keepFiles < 1 { problems.append(.init(key: "keep-files", message: "must be at least 1")) }
+        // Every number against its range first (NumericSettings): nothing below may then
+        // overflow, and the combinations are checked only on values in range.
+        NumericSettings.check(NumericSettings.rotateSize, rotateSize, into: &problems)
+        NumericSettings.check(NumericSettings.rotateInterval, rotateIntervalSeconds, into: &problems)
+        NumericSettings.check(NumericSettings.keepFiles, keepFiles, into: &problems)
         for vlan in rspanVLANs where vlan > 4094 || vlan == 0 {
             problems.append(.init(key: "rspan-vlan", message: "\(vlan) is not a VLAN ID (1-4094)"))
         }
-        if maximumSessions < 1 || maximumSessions > 1_000_000 {
-            problems.append(.init(key: "max-sessions", message: "must be 1-1000000"))
-        }
-        if let idleTimeoutSeconds, idleTimeoutSeconds < 1 {
-            problems.append(.init(key: "idle-timeout", message: "must be at least 1 second"))
-        }
+        NumericSettings.check(NumericSettings.maximumSessions, maximumSessions, into: &problems)
+        NumericSettings.check(NumericSettings.idleTimeout, idleTimeoutSeconds, into: &problems)
         if forcedERSPANTypes.count > ClassifierOverrides.capacity {
             problems.append(.init(key: "force-erspan-type", message: "at most \(ClassifierOverrides.capacity) overrides"))
         }
@@ -89,11 +101,15 @@ public struct CollectorConfiguration: Sendable {
             problems.append(.init(key: "vxlan-port", message: "0 is not a port"))
         }
         problems += udpPortProblems()
-        if bufferSize < StorageConfiguration.minimumBufferSize {
-            problems.append(.init(key: "buffer-size", message: "must be at least \(StorageConfiguration.minimumBufferSize) bytes"))
-        }
-        if maximumBufferMemory < 4 * bufferSize {
+        let bufferSizeProblem = NumericSettings.bufferSize.problem(bufferSize)
+        NumericSettings.check(NumericSettings.bufferSize, bufferSize, into: &problems)
+        if let message = NumericSettings.maximumBufferMemory.problem(maximumBufferMemory) {
+            problems.append(.init(key: "max-buffer-memory", message: message))
+        } else if bufferSizeProblem == nil, maximumBufferMemory < 4 * bufferSize {
             problems.append(.init(key: "max-buffer-memory", message: "must hold at least 4 buffers (\(4 * bufferSize) bytes)"))
+        } else if case let memory = HostSystem.physicalMemory, memory > 0, maximumBufferMemory > memory {
+            problems.append(
+                .init(key: "max-buffer-memory", message: "must be at most this host's memory (\(memory) bytes), got \(maximumBufferMemory) bytes"))
         }
         problems += serviceProblems()
         problems += sessionRuleProblems()
@@ -132,12 +148,10 @@ public struct CollectorConfiguration: Sendable {
     /// The service settings: disk retention, the post-rotate hook, the metrics endpoint.
     private func serviceProblems() -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
-        if let maximumDiskUsage, maximumDiskUsage < 1 << 20 {
-            problems.append(.init(key: "max-disk-usage", message: "must be at least 1M, got \(maximumDiskUsage) bytes"))
-        }
+        NumericSettings.check(NumericSettings.maximumDiskUsage, maximumDiskUsage, into: &problems)
         switch minimumFreeSpace {
-        case .bytes(let bytes) where bytes < 0:
-            problems.append(.init(key: "min-free-space", message: "must not be negative"))
+        case .bytes(let bytes):
+            NumericSettings.check(NumericSettings.minimumFreeSpace, bytes, into: &problems)
         case .percent(let percent) where !(percent >= 0 && percent < 100):
             problems.append(.init(key: "min-free-space", message: "must be a percentage from 0 to below 100"))
         default: break
@@ -145,9 +159,7 @@ public struct CollectorConfiguration: Sendable {
         if let postRotateCommand, postRotateCommand.allSatisfy({ $0 == " " || $0 == "\t" }) {
             problems.append(.init(key: "post-rotate-command", message: "must not be empty (leave it out to run nothing)"))
         }
-        if !(1...64).contains(postRotateConcurrency) {
-            problems.append(.init(key: "post-rotate-concurrency", message: "must be 1-64"))
-        }
+        NumericSettings.check(NumericSettings.postRotateConcurrency, postRotateConcurrency, into: &problems)
         if let metricsListen, let message = Self.listenAddressProblem(metricsListen) {
             problems.append(.init(key: "metrics-listen", message: message))
         }
@@ -191,9 +203,12 @@ public struct CollectorConfiguration: Sendable {
             } else if !rule.name.isEmpty {
                 firstUse[rule.name] = index
             }
-            if let size = rule.rotateSize, size < 4096 { add("rotate_size", "must be at least 4K, got \(size) bytes") }
-            if let interval = rule.rotateIntervalSeconds, interval < 1 { add("rotate_interval", "must be at least 1 second") }
-            if let keep = rule.keepFiles, keep < 1 { add("keep_files", "must be at least 1") }
+            for (setting, value) in [
+                (NumericSettings.sessionRotateSize, rule.rotateSize), (NumericSettings.sessionRotateInterval, rule.rotateIntervalSeconds),
+                (NumericSettings.sessionKeepFiles, rule.keepFiles),
+            ] {
+                if let value, let message = setting.problem(value) { add(setting.key, message) }
+            }
             if rule.transport == nil, rule.exporter == nil, rule.id == nil, rule.interface == nil {
                 add(nil, "matches everything: give at least one of transport, exporter, id, interface")
             }
@@ -220,6 +235,31 @@ public struct CollectorConfiguration: Sendable {
         return problems
     }
 
+    /// What is valid but probably not meant, for `check-config` (the file is still used):
+    /// a rule exporter with host bits set (it matches the whole prefix), and a rule that an
+    /// earlier one shadows (first match wins, so it never matches anything).
+    public func warnings() -> [ConfigurationProblem] {
+        var warnings: [ConfigurationProblem] = []
+        for (index, rule) in sessionRules.enumerated() {
+            let prefix = "session[\(index + 1)]"
+            if let exporter = rule.exporter, exporter.network != exporter.address {
+                warnings.append(.init(
+                    key: prefix + ".exporter",
+                    message: "'\(exporter)' has host bits set; it matches all of \(exporter.network)/\(exporter.length)"
+                        + " (write that, or a /\(exporter.address.isIPv6 ? 128 : 32) for one exporter)",
+                    line: rule.line))
+            }
+            if let earlier = sessionRules[..<index].firstIndex(where: { $0.shadows(rule) }) {
+                let line = sessionRules[earlier].line.map { " (line \($0))" } ?? ""
+                warnings.append(.init(
+                    key: prefix,
+                    message: "never matches: session[\(earlier + 1)] '\(sessionRules[earlier].name)'\(line) comes first and matches everything it does",
+                    line: rule.line))
+            }
+        }
+        return warnings
+    }
+
     var decoderConfiguration: MirrorDecoder.Configuration {
         var decoder = MirrorDecoder.Configuration(rspanVLANs: VLANSet(rspanVLANs), vxlanPorts: VXLANPorts(vxlanPorts))
         decoder.vxlanGPEPorts = VXLANPorts(vxlanGPEPorts)
@@ -233,8 +273,9 @@ public struct CollectorConfiguration: Sendable {
     public func storageConfiguration(handoff: StorageConfiguration.Handoff) -> StorageConfiguration {
         var storage = StorageConfiguration(directory: outputDirectory)
         storage.format = format
-        storage.rotateSize = rotateSize
-        storage.rotateIntervalSeconds = rotateIntervalSeconds
+        // 0 turns rotation off (explicitly, so `run`'s defaults do not apply).
+        storage.rotateSize = rotateSize == 0 ? nil : rotateSize
+        storage.rotateIntervalSeconds = rotateIntervalSeconds == 0 ? nil : rotateIntervalSeconds
         storage.keepFiles = keepFiles
         storage.bufferSize = bufferSize
         storage.maximumBufferMemory = maximumBufferMemory
@@ -295,6 +336,31 @@ public struct SessionRule: Sendable, Equatable {
         self.name = name
     }
 
+    /// The family of session keys the rule is limited to (nil: any).
+    var family: SessionFamily? {
+        switch transport {
+        case .erspan: .erspan
+        case .erspan1: .erspan1
+        case .gre: .gre
+        case .vxlan: .vxlan
+        case .geneve: .geneve
+        case .rspan: .rspan
+        case nil: interface != nil ? .rspan : nil
+        }
+    }
+
+    /// Whether every session key `later` matches is matched by this rule too (so, coming
+    /// first, it takes them all: `SessionRules.firstMatch`).
+    func shadows(_ later: SessionRule) -> Bool {
+        if let family, family != later.family { return false }
+        if let exporter {
+            guard let other = later.exporter, exporter.covers(other) else { return false }
+        }
+        if let id, id != later.id { return false }
+        if let interface, interface != later.interface { return false }
+        return true
+    }
+
     /// The longest name accepted, in UTF-8 bytes (file names are at most 255 bytes, and the
     /// name is followed by a timestamp there).
     public static let maximumNameLength = 128
@@ -313,6 +379,24 @@ public struct SessionRule: Sendable, Equatable {
             return "must be at most \(maximumNameLength) bytes (UTF-8), got \(name.utf8.count)"
         }
         return nil
+    }
+}
+
+extension IPPrefix {
+    /// The address with its host bits cleared.
+    var network: IPAddress {
+        if !address.isIPv6 {
+            let mask: UInt32 = length == 0 ? 0 : UInt32.max << UInt32(32 - length)
+            return IPAddress(ipv4: UInt32(truncatingIfNeeded: address.low) & mask)
+        }
+        let highMask: UInt64 = length >= 64 ? .max : (length == 0 ? 0 : ~(UInt64.max >> UInt64(length)))
+        let lowMask: UInt64 = length <= 64 ? 0 : (length == 128 ? .max : ~(UInt64.max >> UInt64(length - 64)))
+        return IPAddress(ipv6High: address.high & highMask, low: address.low & lowMask)
+    }
+
+    /// Whether every address of `other` lies inside this prefix.
+    func covers(_ other: IPPrefix) -> Bool {
+        other.address.isIPv6 == address.isIPv6 && length <= other.length && contains(other.network)
     }
 }
 

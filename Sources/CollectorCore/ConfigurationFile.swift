@@ -33,23 +33,22 @@ public enum ConfigurationFile {
 
     /// Reads and validates the file at `path`.
     public static func load(path: String) throws(ConfigurationFileError) -> LoadedConfiguration {
-        if FileSystem.isDirectory(path) { throw .unreadable(path: path, reason: "is a directory") }
-        let text: String
+        let bytes: [UInt8]
         do {
-            let file = try MappedFile(path: path)
-            guard file.bytes.count <= maximumSize else {
-                throw ConfigurationFileError.unreadable(path: path, reason: "is larger than \(maximumSize >> 20) MiB")
-            }
-            guard let decoded = String(validating: file.bytes, as: UTF8.self) else {
-                throw ConfigurationFileError.unreadable(path: path, reason: "is not UTF-8 text")
-            }
-            text = decoded
-        } catch let error as ConfigurationFileError {
-            throw error
-        } catch let error as SystemError {
-            throw .unreadable(path: path, reason: error.isNotFound ? "no such file" : "cannot read: \(error)")
+            bytes = try SmallFile.read(path, limit: maximumSize)
         } catch {
-            throw .unreadable(path: path, reason: "cannot read: \(error)")
+            let reason =
+                switch error {
+                case .notFound: "no such file"
+                case .isDirectory: "is a directory"
+                case .notRegular(let kind): "is \(kind), not a regular file"
+                case .tooLarge(let size, let limit): "is larger than \(limit >> 20) MiB (\(size) bytes)"
+                case .cannotRead(let error): "cannot read: \(error)"
+                }
+            throw .unreadable(path: path, reason: reason)
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw .unreadable(path: path, reason: "is not UTF-8 text")
         }
         return try parse(text: text, path: path)
     }
@@ -80,7 +79,9 @@ public enum ConfigurationFile {
                 (a.element.line ?? .max, a.offset) < (b.element.line ?? .max, b.offset)
             }.map(\.element))
         }
-        return loaded
+        var result = loaded
+        result.warnings = loaded.configuration.warnings()
+        return result
     }
 
     /// The configuration-file key for a key `CollectorConfiguration.problems()` or
@@ -116,6 +117,16 @@ public struct LoadedConfiguration: Sendable {
     public var setKeys: Set<String>
     /// Line of each key, for messages about values that came from the file.
     public var keyLines: [String: Int]
+    /// What is valid but probably not meant (`CollectorConfiguration.warnings()`).
+    public var warnings: [ConfigurationProblem] = []
+
+    /// One line per warning: `PATH:LINE: KEY: warning: message`.
+    public var warningLines: [String] {
+        warnings.map { warning in
+            let location = warning.line.map { "\(path):\($0)" } ?? path
+            return "\(location): \(warning.key): warning: \(warning.message)"
+        }
+    }
 
     /// The file's `output`, or nil when it has none (the command's default applies).
     public var outputDirectory: String? { isSet("output") ? configuration.outputDirectory : nil }
@@ -285,23 +296,19 @@ private struct Reader {
                     problem(key, "'\(interface)' is not an interface name")
                 }
             case "workers": if let count = integer(value, key) { capture.workers = count }
-            case "ring_size": if let bytes = size(value, key) { ringSize = bytes }
+            case "ring_size":
+                if let bytes = size(value, key) {
+                    // Checked as written: the ring itself is a whole number of blocks.
+                    if let message = NumericSettings.ringSize.problem(bytes) { problem(key, message) } else { ringSize = bytes }
+                }
             case "block_size": if let bytes = size(value, key) { capture.ring.blockSize = bytes }
             case "block_timeout":
-                if let milliseconds = integer(value, key) {
-                    if (1...10_000).contains(milliseconds) {
-                        capture.ring.retireTimeoutMilliseconds = milliseconds
-                    } else {
-                        problem(key, "must be 1-10000 ms")
-                    }
-                }
+                if let milliseconds = integer(value, key) { capture.ring.retireTimeoutMilliseconds = milliseconds }
             case "writer_threads": if let count = integer(value, key) { capture.writerThreads = count }
             case "queue_depth": if let count = integer(value, key) { capture.queueDepth = count }
             case "filter": capture.filter = string(value, key)
             case "status_interval":
-                if let seconds = integer(value, key) {
-                    if seconds >= 0 { capture.statusIntervalSeconds = seconds } else { problem(key, "must be 0 (none) or more seconds") }
-                }
+                if let seconds = integer(value, key) { capture.statusIntervalSeconds = seconds }
             default:
                 unknown(key, known: ConfigurationFile.captureKeys.map { "capture." + $0 })
             }

@@ -1,6 +1,7 @@
 public import CaptureSystem
 public import Logging
 import MirrorDecoding
+import PcapFormat
 import PcapStorage
 import Synchronization
 
@@ -79,6 +80,23 @@ public final class LiveCapture: @unchecked Sendable {
         }
         let fanout = BPFProgram.sessionAffinityFanout(rspanVLANs: configuration.rspanVLANs)
 
+        // Descriptors: every open session file takes one. The soft limit goes up to the hard
+        // one; sessions are capped to what is left after everything else.
+        let descriptors = DescriptorLimit.raise()
+        var pipelineConfiguration = configuration
+        let capacity = Self.sessionCapacity(descriptors: descriptors, configuration: configuration, options: options, interfaces: interfaces.count)
+        if capacity.perWorker < configuration.maximumSessions {
+            pipelineConfiguration.maximumSessions = capacity.perWorker
+            logger.warning(
+                "too few file descriptors for max_sessions: sessions capped (raise LimitNOFILE or ulimit -n)",
+                metadata: [
+                    "descriptor_limit": "\(descriptors.soft)", "hard_limit": "\(descriptors.hard)", "open": "\(descriptors.open)",
+                    "reserved": "\(capacity.reserved)", "descriptors_per_session": "\(capacity.perSession)",
+                    "max_sessions": "\(configuration.maximumSessions)", "max_sessions_effective": "\(capacity.perWorker)",
+                    "workers": "\(options.workers)",
+                ])
+        }
+
         var storageConfiguration = configuration.storageConfiguration(handoff: .drop)
         storageConfiguration.writerThreads = options.writerThreads
         storageConfiguration.maximumBuffersInFlight = options.queueDepth
@@ -118,7 +136,7 @@ public final class LiveCapture: @unchecked Sendable {
                     if !configuration.rspanVLANs.isEmpty { try ring.enablePromiscuousMode() }
                     rings.append(ring)
                 }
-                let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceNames: interfaces)
+                let pipeline = Pipeline(configuration: pipelineConfiguration, storage: storage, interfaceNames: interfaces)
                 workers.append(
                     CaptureWorker(
                         index: index, rings: rings, interfaceIndexes: rings.indices.map { UInt32($0) }, pipeline: pipeline,
@@ -139,7 +157,10 @@ public final class LiveCapture: @unchecked Sendable {
         if let address = configuration.metricsListen {
             do {
                 statusServer = try StatusServer(
-                    listenOn: address, summary: { [unowned self] in currentSummary() }, service: { [unowned self] in serviceCounters() })
+                    listenOn: address, summary: { [unowned self] in currentSummary() }, service: { [unowned self] in serviceCounters() },
+                    onDescriptorShortage: { [logger] in
+                        logger.error("metrics endpoint: out of file descriptors; connections wait (retried every 100 ms)")
+                    })
             } catch {
                 for worker in workers { worker.join() }
                 storage.close()
@@ -164,20 +185,42 @@ public final class LiveCapture: @unchecked Sendable {
         return counters
     }
 
-    static func problems(_ options: Options) -> [ConfigurationProblem] {
+    /// What the descriptor limit leaves for sessions. Reserved: what is open already, one ring
+    /// per worker and interface, the hygiene sockets, the metrics listener and a connection,
+    /// the post-rotate commands (a pipe pair and the child's descriptors each), a directory per
+    /// writer, and a margin. A session holds one file at a time; in pcap, its raw-IP (`-ip`)
+    /// series may hold a second. A session over the cap counts as
+    /// `unknown_session.session_limit`; a file that still cannot be opened, as `dropped.write`.
+    static func sessionCapacity(
+        descriptors: DescriptorLimit.Figures, configuration: CollectorConfiguration, options: Options, interfaces: Int
+    ) -> (perWorker: Int, reserved: Int, perSession: Int) {
+        let reserved =
+            descriptors.open + options.workers * interfaces + 8 + 2 + (configuration.postRotateCommand == nil ? 0 : 4 * configuration.postRotateConcurrency)
+            + 2 * options.writerThreads + 32
+        let perSession = configuration.format == .pcap ? 2 : 1
+        let available = max(0, descriptors.soft - reserved)
+        let perWorker = max(1, min(configuration.maximumSessions, available / perSession / max(1, options.workers)))
+        return (perWorker, reserved, perSession)
+    }
+
+    /// Every problem of the capture settings, keyed by flag name (`workers`, `ring-size`).
+    public static func problems(_ options: Options) -> [ConfigurationProblem] {
         var problems: [ConfigurationProblem] = []
-        if options.workers < 1 || options.workers > 64 { problems.append(.init(key: "workers", message: "must be 1-64")) }
+        NumericSettings.check(NumericSettings.workers, options.workers, into: &problems)
         let block = options.ring.blockSize
-        if block < 4096 || block & (block - 1) != 0 {
-            problems.append(.init(key: "block-size", message: "must be a power of two of at least 4K"))
+        if let message = NumericSettings.blockSize.problem(block) {
+            problems.append(.init(key: "block-size", message: message))
+        } else if block & (block - 1) != 0 {
+            problems.append(.init(key: "block-size", message: "must be a power of two, got \(block) bytes"))
+        } else if options.ring.blockCount < 2 {
+            problems.append(.init(key: "ring-size", message: "must hold at least two blocks (\(2 * block) bytes)"))
+        } else {
+            NumericSettings.check(NumericSettings.ringSize, options.ring.ringSize, into: &problems)
         }
-        if block > 1 << 30 { problems.append(.init(key: "block-size", message: "must be at most 1G")) }
-        if options.ring.blockCount < 2 { problems.append(.init(key: "ring-size", message: "must hold at least two blocks")) }
-        if options.ring.ringSize > 1 << 36 { problems.append(.init(key: "ring-size", message: "must be at most 64G")) }
-        if options.queueDepth < 2 { problems.append(.init(key: "queue-depth", message: "must be at least 2")) }
-        if options.writerThreads < 1 || options.writerThreads > 16 {
-            problems.append(.init(key: "writer-threads", message: "must be 1-16"))
-        }
+        NumericSettings.check(NumericSettings.blockTimeout, options.ring.retireTimeoutMilliseconds, into: &problems)
+        NumericSettings.check(NumericSettings.queueDepth, options.queueDepth, into: &problems)
+        NumericSettings.check(NumericSettings.writerThreads, options.writerThreads, into: &problems)
+        NumericSettings.check(NumericSettings.statusInterval, options.statusIntervalSeconds, into: &problems)
         return problems
     }
 
@@ -304,6 +347,12 @@ public final class LiveCapture: @unchecked Sendable {
             logger.error("configuration not reloaded; the running one stays", metadata: ["problems": "\(error)"])
             return
         }
+        let ignored = Self.settingsNeedingRestart(running: configuration, reloaded: reloaded)
+        if !ignored.isEmpty {
+            logger.warning(
+                "configuration reload: these settings changed but need a restart; the running values stay",
+                metadata: ["keys": "\(ignored.joined(separator: ","))"])
+        }
         for worker in workers {
             worker.pendingRules.withLock { $0 = (reloaded.sessionRules, reloaded.acceptUnknownSessions) }
         }
@@ -312,6 +361,32 @@ public final class LiveCapture: @unchecked Sendable {
         logger.notice(
             "configuration reloaded",
             metadata: ["sessions": "\(reloaded.sessionRules.count)", "accept_unknown_sessions": "\(reloaded.acceptUnknownSessions)"])
+    }
+
+    /// The keys whose reloaded value differs from the running one but that a reload does not
+    /// apply (`NumericSetting.reloadable`, and the other settings SIGHUP leaves alone).
+    static func settingsNeedingRestart(running: CollectorConfiguration, reloaded: CollectorConfiguration) -> [String] {
+        var keys: [String] = []
+        func compare<Value: Equatable>(_ key: String, _ value: (CollectorConfiguration) -> Value) {
+            if value(running) != value(reloaded) { keys.append(key) }
+        }
+        compare("output") { $0.outputDirectory }
+        compare("format") { $0.format }
+        compare(NumericSettings.rotateSize.key) { $0.rotateSize }
+        compare(NumericSettings.rotateInterval.key) { $0.rotateIntervalSeconds }
+        compare(NumericSettings.keepFiles.key) { $0.keepFiles }
+        compare("rspan_vlans") { $0.rspanVLANs }
+        compare("vxlan_ports") { $0.vxlanPorts }
+        compare("allow_exporters") { $0.allowedExporters }
+        compare(NumericSettings.bufferSize.key) { $0.bufferSize }
+        compare(NumericSettings.maximumBufferMemory.key) { $0.maximumBufferMemory }
+        compare("post_rotate_command") { $0.postRotateCommand }
+        compare(NumericSettings.postRotateConcurrency.key) { $0.postRotateConcurrency }
+        compare(NumericSettings.maximumSessions.key) { $0.maximumSessions }
+        compare(NumericSettings.idleTimeout.key) { $0.idleTimeoutSeconds }
+        compare("drop_duplicates") { $0.dropDuplicates }
+        compare("metrics_listen") { $0.metricsListen }
+        return keys
     }
 
     /// The counters as the workers last published them (within about 100 ms).

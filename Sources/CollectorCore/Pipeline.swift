@@ -22,10 +22,22 @@ public final class Pipeline {
     /// Keys refused for matching no rule, so their frames cost a lookup rather than a rule scan.
     private var rejectedKeys = RejectedSessionKeys()
 
+    /// The session table: sessions that may receive frames, by key.
     private var sessionIndex: [SessionKey: Session] = [:]
     /// Why `newSession` last refused: not configured, or over the session cap.
     private var refusal = DiscardReason.sessionNotConfigured
+    /// Sessions in the table at most (`max_sessions`).
     let maximumSessions: Int
+    /// Sessions in the table that no rule named (the ones eviction may pick).
+    private var unknownSessionCount = 0
+    /// Slots unknown sessions may not take, so configured sessions find room without evicting:
+    /// one per rule, at most half the table.
+    private var reservedForRules: Int
+    /// Sessions evicted from the table (their files finished), by key: kept for the summary,
+    /// and taken back (same name, counters going on, a new file) when their key returns.
+    private var evictedSessions: [SessionKey: Session] = [:]
+    /// Frames refused as `unknown_session.session_limit`, by exporter prefix (bounded).
+    private var sessionLimitByPrefix = PrefixCounts()
     /// Switch timestamps per exporter (`--erspan-timestamps`); empty: receive time for all.
     let timestamps: SwitchTimestampPolicy
     let hasTimestampRules: Bool
@@ -58,6 +70,7 @@ public final class Pipeline {
         allowedExporters = configuration.allowedExporters
         hasAllowList = !configuration.allowedExporters.isEmpty
         maximumSessions = configuration.maximumSessions
+        reservedForRules = min(configuration.sessionRules.count, configuration.maximumSessions / 2)
         dropDuplicates = configuration.dropDuplicates
         timestamps = configuration.switchTimestamps
         hasTimestampRules = !configuration.switchTimestamps.rules.isEmpty
@@ -155,9 +168,11 @@ public final class Pipeline {
             cache[slot] = session
         } else {
             discards[Int(refusal.rawValue)] += 1
+            if refusal == .sessionLimit { sessionLimitByPrefix.add(key.exporter) }
             return
         }
         session._withUnsafeGuaranteedRef { session in
+            session.lastActive = received
             var timestampNanoseconds = timestampNanoseconds
             if hasTimestampRules, scratch.encapsulation == .erspan3 {
                 var implausible = false
@@ -232,21 +247,41 @@ public final class Pipeline {
 
     /// A session for a key seen for the first time: named and configured by the first
     /// matching session rule, or by default; nil when it matches no rule and unknown sessions
-    /// are refused (remembered, so the next frame of the key costs no rule scan).
+    /// are refused (remembered, so the next frame of the key costs no rule scan), or when the
+    /// table is full of configured sessions.
     private func newSession(key: SessionKey, encapsulation: Encapsulation) -> Session? {
         refusal = .sessionNotConfigured
         if !acceptUnknownSessions, rejectedKeys.contains(key) { return nil }
-        // The session cap: hostile or broken senders cannot make unbounded state (each session
-        // holds a buffer, files and counters). Checked per refused frame: one dictionary miss.
-        guard sessions.count < maximumSessions else {
-            refusal = .sessionLimit
-            return nil
-        }
         let interfaceName = Int(key.interface) < interfaceNames.count ? interfaceNames[Int(key.interface)] : "if\(key.interface)"
         let rule = sessionRules.isEmpty ? nil : sessionRules.firstMatch(key, interfaceName: interfaceName)
         if rule == nil, !acceptUnknownSessions {
             rejectedKeys.insert(key)
             return nil
+        }
+        // The session cap: hostile or broken senders cannot make unbounded state (each session
+        // holds a buffer, files and counters). Unknown sessions leave the reserved slots to
+        // configured ones; when there is no room, the least recently active unknown sessions
+        // make room, so a flood of spoofed exporters cannot lock real ones out.
+        let unknownLimit = maximumSessions - reservedForRules
+        let returning = evictedSessions.isEmpty ? nil : evictedSessions[key]
+        let isConfigured = returning?.isConfigured ?? (rule != nil)
+        if sessionIndex.count >= maximumSessions || (!isConfigured && unknownSessionCount >= unknownLimit) {
+            evictLeastRecentlyActive()
+        }
+        guard sessionIndex.count < maximumSessions, isConfigured || unknownSessionCount < unknownLimit else {
+            refusal = .sessionLimit
+            return nil
+        }
+        if let returning {
+            // An evicted session back: its name, rules and counters as before; its recorder
+            // starts a new file at this frame, as after an idle timeout.
+            evictedSessions[key] = nil
+            returning.lastActive = received
+            sessionIndex[key] = returning
+            sessions.append(returning)
+            if let rawIP = returning.rawIPSession { sessions.append(rawIP) }
+            if !returning.isConfigured { unknownSessionCount += 1 }
+            return returning
         }
         let name = rule.map { sessionRules.rules[$0].name } ?? Session.defaultName(for: key, interfaceName: interfaceName)
         let overrides = rule.map(sessionRules.overrides) ?? .init()
@@ -258,13 +293,48 @@ public final class Pipeline {
         // The storage may have had to make the name unique (see Storage.makeRecorder).
         let session = Session(
             key: key, name: recorder.files.name, encapsulation: encapsulation, recorder: recorder,
-            writesMetadata: storage.configuration.format == .pcapng, overrides: overrides, interfaceDescription: description)
+            writesMetadata: storage.configuration.format == .pcapng, overrides: overrides, interfaceDescription: description,
+            isConfigured: rule != nil)
         recorder.sequenceSource = session
         if hasTimestampRules { session.timestampMode = timestamps.mode(for: key.exporter) }
+        session.lastActive = received
         sessionIndex[key] = session
         sessions.append(session)
+        if rule == nil { unknownSessionCount += 1 }
         return session
     }
+
+    /// Makes room in a full table: finishes the files of the least recently active unknown
+    /// sessions (published and counted like any finished file) and takes them out of the
+    /// table; a later frame of theirs starts a new session with a new file. A thirty-second
+    /// of the unknown sessions goes at once (at least one), so that under a flood the scan
+    /// is paid once per many new sessions, not per frame. Configured sessions stay. An evicted
+    /// session is kept (for the summary, and to take back when its key returns): memory grows
+    /// by one session object per distinct key seen, as files on disk do.
+    private func evictLeastRecentlyActive() {
+        guard unknownSessionCount > 0 else { return }
+        let count = max(1, unknownSessionCount / 32)
+        let candidates = sessionIndex.values.filter { !$0.isConfigured }.sorted { $0.lastActive < $1.lastActive }
+        var evicted: Set<ObjectIdentifier> = []
+        for session in candidates.prefix(count) {
+            session.recorder.finishFile()
+            if let rawIP = session.rawIPSession {
+                rawIP.recorder.finishFile()
+                evicted.insert(ObjectIdentifier(rawIP))
+            }
+            sessionIndex[session.key] = nil
+            evictedSessions[session.key] = session
+            let slot = session.key.cacheSlot & (Self.cacheSize - 1)
+            if let cached = cache[slot], cached.toOpaque() == Unmanaged.passUnretained(session).toOpaque() { cache[slot] = nil }
+            evicted.insert(ObjectIdentifier(session))
+            unknownSessionCount -= 1
+            evictionCount += 1
+        }
+        sessions.removeAll { evicted.contains(ObjectIdentifier($0)) }
+    }
+
+    /// Sessions evicted so far.
+    private(set) var evictionCount: Int64 = 0
 
     /// The `<name>-ip` series of `parent` (pcap output): raw-IP frames (ERSPAN III FT = 2) in
     /// files of link type 101, made at the first such frame. It is a session of its own in the
@@ -290,6 +360,7 @@ public final class Pipeline {
     /// ones, and keys refused before, are judged by the new rules.
     func update(sessionRules rules: [SessionRule], acceptUnknownSessions accept: Bool) {
         sessionRules = SessionRules(rules)
+        reservedForRules = min(rules.count, maximumSessions / 2)
         acceptUnknownSessions = accept
         rejectedKeys = RejectedSessionKeys()
     }
@@ -300,7 +371,8 @@ public final class Pipeline {
     /// The counters as they stand; exact once the storage is closed.
     public func summary() -> Summary {
         var summary = Summary()
-        summary.sessions = sessions.map { $0.summary() }.sorted { $0.name < $1.name }
+        let evicted = evictedSessions.values.flatMap { [$0] + ($0.rawIPSession.map { [$0] } ?? []) }
+        summary.sessions = (sessions + evicted).map { $0.summary() }.sorted { $0.name < $1.name }
         summary.packetsReceived = received + kernelDropped
         summary.packetsWritten = summary.sessions.reduce(0) { $0 + $1.packets }
         summary.dropped.kernel = kernelDropped
@@ -327,6 +399,31 @@ public final class Pipeline {
         summary.reassembly.overlappingDatagrams = Int64(statistics.overlappingDatagrams)
         summary.reassembly.limitedFragments = Int64(statistics.limitedFragments)
         summary.reassembly.pendingFragments = Int64(pendingFragments)
+        summary.sessionTable = SessionTableSummary(evicted: evictionCount, sessionLimitByPrefix: sessionLimitByPrefix.counts)
         return summary
+    }
+}
+
+/// Frames refused for the session cap, by exporter prefix (/24 for IPv4, /64 for IPv6): where
+/// a flood comes from. At most `limit` prefixes; later ones count under `other`.
+struct PrefixCounts {
+    static let limit = 32
+    private(set) var counts: [String: Int64] = [:]
+    private var last: (IPAddress, String)?
+
+    /// The refused-frame path: allocates only for the first frame of a new prefix.
+    mutating func add(_ exporter: IPAddress) {
+        let network =
+            exporter.isIPv6
+            ? IPAddress(ipv6High: exporter.high, low: 0) : IPAddress(ipv4: UInt32(truncatingIfNeeded: exporter.low) & 0xFFFF_FF00)
+        let name: String
+        if let last, last.0 == network {
+            name = last.1
+        } else {
+            let text = "\(network)/\(exporter.isIPv6 ? 64 : 24)"
+            name = counts[text] != nil || counts.count < Self.limit ? text : "other"
+            last = (network, name)
+        }
+        counts[name, default: 0] += 1
     }
 }

@@ -56,6 +56,11 @@ final class Session: SequenceStatisticsSource {
     /// The same recorder without reference counting, for the per-frame path (`recorder` owns it).
     let recorderOnFramePath: Unmanaged<SessionRecorder>
     var sequence = SequenceTracker()
+    /// Whether a `[[session]]` rule named it: such sessions are never evicted for others.
+    let isConfigured: Bool
+    /// The pipeline's frame count at this session's latest frame: which session was least
+    /// recently active when the table is full (one store per frame, no clock read).
+    var lastActive: Int64 = 0
     /// How this session's record times are made (`receive` unless configured per exporter).
     var timestampMode = SwitchTimestampPolicy.Mode.receive
     var relativeClock = RelativeClock()
@@ -85,9 +90,10 @@ final class Session: SequenceStatisticsSource {
 
     init(
         key: SessionKey, name: String, encapsulation: Encapsulation, recorder: SessionRecorder, writesMetadata: Bool = false,
-        overrides: StorageConfiguration.SessionOverrides = .init(), interfaceDescription: String = ""
+        overrides: StorageConfiguration.SessionOverrides = .init(), interfaceDescription: String = "", isConfigured: Bool = false
     ) {
         self.key = key
+        self.isConfigured = isConfigured
         self.name = name
         self.encapsulation = encapsulation
         self.recorder = recorder

@@ -10,17 +10,7 @@ public struct SessionRules: Sendable {
 
     public init(_ rules: [SessionRule]) {
         self.rules = rules
-        families = rules.map { rule in
-            switch rule.transport {
-            case .erspan: .erspan
-            case .erspan1: .erspan1
-            case .gre: .gre
-            case .vxlan: .vxlan
-            case .geneve: .geneve
-            case .rspan: .rspan
-            case nil: rule.interface != nil ? .rspan : nil
-            }
-        }
+        families = rules.map(\.family)
     }
 
     public var isEmpty: Bool { rules.isEmpty }

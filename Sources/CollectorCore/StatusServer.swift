@@ -15,14 +15,19 @@ public final class StatusServer: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private var thread: OSThread?
 
+    /// Called once, on the server's thread, the first time a connection could not be accepted
+    /// for want of descriptors (the server then retries every 100 ms, never spins).
+    private let onDescriptorShortage: @Sendable () -> Void
+
     public init(
         listenOn address: String, summary: @escaping @Sendable () -> Summary,
-        service: @escaping @Sendable () -> ServiceCounters
+        service: @escaping @Sendable () -> ServiceCounters, onDescriptorShortage: @escaping @Sendable () -> Void = {}
     ) throws(SystemError) {
         self.address = address
         listener = try TCPListener(listenOn: address)
         self.summary = summary
         self.service = service
+        self.onDescriptorShortage = onDescriptorShortage
         thread = try OSThread(name: "span-status") { [unowned self] in run() }
     }
 
@@ -34,7 +39,11 @@ public final class StatusServer: @unchecked Sendable {
 
     private func run() {
         while !stopRequested.load(ordering: .relaxed) {
-            guard let connection = listener.accept(timeoutMilliseconds: 200) else { continue }
+            let shortagesBefore = listener.descriptorShortages
+            guard let connection = listener.accept(timeoutMilliseconds: 200) else {
+                if shortagesBefore == 0, listener.descriptorShortages > 0 { onDescriptorShortage() }
+                continue
+            }
             let request = connection.read(limit: 8192) { bytes in
                 bytes.count >= 4 && bytes.suffix(4).elementsEqual([13, 10, 13, 10])
             }

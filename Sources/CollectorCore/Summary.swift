@@ -69,6 +69,26 @@ public struct SessionSummary: Codable, Sendable, Equatable {
     }
 }
 
+/// The session table (docs/COUNTERS.md, "Session table"): sessions evicted to make room, and
+/// where the frames refused for the session cap came from.
+public struct SessionTableSummary: Codable, Sendable, Equatable {
+    /// Unknown sessions whose files were finished to make room for new sessions.
+    public var evicted: Int64 = 0
+    /// `unknown_session.session_limit` frames by exporter prefix (/24, /64; at most 32
+    /// prefixes per capture thread, the rest under `other`).
+    public var sessionLimitByPrefix: [String: Int64] = [:]
+
+    public init(evicted: Int64 = 0, sessionLimitByPrefix: [String: Int64] = [:]) {
+        self.evicted = evicted
+        self.sessionLimitByPrefix = sessionLimitByPrefix
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case evicted
+        case sessionLimitByPrefix = "session_limit_by_prefix"
+    }
+}
+
 /// The run's accounting: what `replay --json`, `run --json` and `stats --json` print.
 /// `packets_received == packets_written + sum(dropped) + sum(discarded)` always holds once the
 /// files are closed.
@@ -137,6 +157,8 @@ public struct Summary: Codable, Sendable, Equatable {
     public var anomalies: [String: Int64] = [:]
     public var reassembly = Reassembly()
     public var hook = Hook()
+    /// Evictions and session-cap refusals (nil only in a summary from an older collector).
+    public var sessionTable: SessionTableSummary?
 
     enum CodingKeys: String, CodingKey {
         case sessions
@@ -147,6 +169,7 @@ public struct Summary: Codable, Sendable, Equatable {
         case anomalies
         case reassembly
         case hook
+        case sessionTable = "session_table"
     }
 
     public init() {}
@@ -176,6 +199,12 @@ public struct Summary: Codable, Sendable, Equatable {
             total.reassembly.limitedFragments += part.reassembly.limitedFragments
             total.reassembly.pendingFragments += part.reassembly.pendingFragments
             total.hook.abandoned += part.hook.abandoned
+            if let table = part.sessionTable {
+                var sum = total.sessionTable ?? SessionTableSummary()
+                sum.evicted += table.evicted
+                sum.sessionLimitByPrefix.merge(table.sessionLimitByPrefix, uniquingKeysWith: +)
+                total.sessionTable = sum
+            }
         }
         total.sessions.sort { $0.name < $1.name }
         return total
@@ -229,6 +258,14 @@ public struct Summary: Codable, Sendable, Equatable {
         }
         if hook.abandoned > 0 {
             text += "post-rotate: \(hook.abandoned) files abandoned at shutdown (run at the next start)\n"
+        }
+        if let sessionTable, sessionTable.evicted > 0 || !sessionTable.sessionLimitByPrefix.isEmpty {
+            let prefixes = sessionTable.sessionLimitByPrefix.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+            text += "session table: evicted \(sessionTable.evicted)"
+            if !prefixes.isEmpty {
+                text += "; session_limit by exporter prefix: " + prefixes.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            }
+            text += "\n"
         }
         let notable = anomalies.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !notable.isEmpty { text += "anomalies: " + notable.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n" }

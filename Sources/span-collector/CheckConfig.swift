@@ -15,7 +15,10 @@ extension SpanCollector {
                 file on its own: syntax, unknown keys, types, sizes, prefixes, ranges, the capture \
                 filter, and the named sessions; and, when the file sets `output`, that the output \
                 directory can be created and written (a probe file is written there and removed; \
-                directories made for the check are removed again).
+                directories made for the check are removed again). Warnings ("PATH:LINE: KEY: \
+                warning: message" on standard error) do not change the exit status: a session \
+                exporter with host bits set, a session that an earlier one shadows. A path that is \
+                not a regular file, or a file larger than 1 MiB, is refused.
                 """
         )
 
@@ -26,6 +29,7 @@ extension SpanCollector {
             let loaded: LoadedConfiguration
             do {
                 loaded = try ConfigurationFile.load(path: path)
+                FileHandle.standardError.write(Data(loaded.warningLines.map { $0 + "\n" }.joined().utf8))
             } catch {
                 FileHandle.standardError.write(Data(error.lines.map { $0 + "\n" }.joined().utf8))
                 throw ExitCode(1)

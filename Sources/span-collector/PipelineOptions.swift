@@ -24,10 +24,10 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: "Output file format: pcap (nanosecond) or pcapng.")
     var format: CaptureFileFormat?
 
-    @Option(name: .long, help: ArgumentHelp("Rotate before a file would exceed this size (e.g. 100M, 1G; powers of 1024).", valueName: "size"))
+    @Option(name: .long, help: ArgumentHelp("Rotate before a file would exceed this size (e.g. 100M, 1G; powers of 1024; 0: never). run: default 1G.", valueName: "size"))
     var rotateSize: String?
 
-    @Option(name: .long, help: ArgumentHelp("Rotate files every N seconds of packet time, aligned to the clock.", valueName: "seconds"))
+    @Option(name: .long, help: ArgumentHelp("Rotate files every N seconds of packet time, aligned to the clock (0: never). run: default 3600.", valueName: "seconds"))
     var rotateInterval: Int?
 
     @Option(name: .long, help: ArgumentHelp("Keep only the newest N finished files per session.", valueName: "n"))
@@ -57,7 +57,7 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Finished files may take at most this much in total; the oldest go first, across sessions.", valueName: "size"))
     var maxDiskUsage: String?
 
-    @Option(name: .long, help: ArgumentHelp("Keep this much free on the output filesystem (e.g. 10G or 5%); the oldest finished files go first.", valueName: "size|pct%"))
+    @Option(name: .long, help: ArgumentHelp("Keep this much free on the output filesystem (e.g. 10G or 5%); the oldest finished files go first. run: default 10%.", valueName: "size|pct%"))
     var minFreeSpace: String?
 
     @Option(name: .long, help: ArgumentHelp("Run this command for every finished file, its path as the argument.", valueName: "cmd"))
@@ -75,7 +75,7 @@ struct PipelineOptions: ParsableArguments {
     @Flag(name: .long, help: "Drop transport duplicates (same session, GRE sequence number and bytes); counted as discarded.duplicate.")
     var dropDuplicates = false
 
-    @Option(name: .long, help: ArgumentHelp("Sessions per capture thread at most (default 4096); traffic for more counts as unknown_session.session_limit.", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Sessions per capture thread at a time (default 4096); a full table evicts the least recently active unnamed sessions (run: lowered to fit the open-file limit).", valueName: "n"))
     var maxSessions: Int?
 
     @Option(name: .long, help: ArgumentHelp("Finish a session's file after this many seconds without frames (default 300).", valueName: "seconds"))
@@ -108,8 +108,8 @@ struct PipelineOptions: ParsableArguments {
     }
 
     /// Builds the configuration: the file's settings (if any), then the flags given, reporting
-    /// every problem at once with the flag it concerns. `metricsListen` and `otherProblems` are
-    /// `run`'s (its capture flags).
+    /// every problem at once with the flag it concerns. `metricsListen`, `otherProblems` and
+    /// `serviceDefaults` (rotation and free space a service needs) are `run`'s.
     /// The entries of a repeatable `CIDR=value` flag; a text that does not parse is a problem
     /// named after the flag, with the form it should have.
     private static func entries<Entry>(
@@ -126,7 +126,7 @@ struct PipelineOptions: ParsableArguments {
 
     func makeConfiguration(
         file: LoadedConfiguration? = nil, defaultOutput: String? = nil, metricsListen: String? = nil,
-        otherProblems: [ConfigurationProblem] = []
+        otherProblems: [ConfigurationProblem] = [], serviceDefaults: Bool = false
     ) throws -> CollectorConfiguration {
         var problems: [ConfigurationProblem] = []
         let resolvedOutput = output ?? file?.outputDirectory ?? defaultOutput
@@ -186,6 +186,7 @@ struct PipelineOptions: ParsableArguments {
         if let idleTimeout { configuration.idleTimeoutSeconds = idleTimeout }
         if let acceptUnknownSessions { configuration.acceptUnknownSessions = acceptUnknownSessions }
         if let metricsListen { configuration.metricsListen = metricsListen == "off" ? nil : metricsListen }
+        if serviceDefaults { configuration.applyServiceDefaults() }
 
         // The file was valid on its own, so what is left comes from a flag (or a flag meeting a
         // file value); session problems name the file's key and line.

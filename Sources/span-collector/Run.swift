@@ -56,9 +56,11 @@ extension SpanCollector {
             let logger = Logger(label: "span-collector")
             let file = try options.loadConfigurationFile(defaultPath: ConfigurationFile.defaultPath)
             if let file { logger.info("configuration file loaded", metadata: ["path": "\(file.path)"]) }
+            for warning in file?.warningLines ?? [] { logger.warning("\(warning)") }
             let (live, problems) = captureOptions(file: file)
             let configuration = try options.makeConfiguration(
-                file: file, defaultOutput: Self.defaultOutput, metricsListen: metricsListen, otherProblems: problems)
+                file: file, defaultOutput: Self.defaultOutput, metricsListen: metricsListen, otherProblems: problems,
+                serviceDefaults: true)
 
             let summary: Summary
             do {
@@ -68,7 +70,8 @@ extension SpanCollector {
                     let file = try options.loadConfigurationFile(defaultPath: ConfigurationFile.defaultPath)
                     let (_, problems) = captureOptions(file: file)
                     return try options.makeConfiguration(
-                        file: file, defaultOutput: Self.defaultOutput, metricsListen: metricsListen, otherProblems: problems)
+                        file: file, defaultOutput: Self.defaultOutput, metricsListen: metricsListen, otherProblems: problems,
+                        serviceDefaults: true)
                 })
             } catch {
                 logger.error("\(error)")
@@ -92,16 +95,16 @@ extension SpanCollector {
                 return value
             }
             let ring = size(ringSize, key: "--ring-size") ?? file?.ringSize ?? live.ring.ringSize
+            if let message = NumericSettings.ringSize.problem(ring) { problems.append(.init(key: "--ring-size", message: message)) }
             if let block = size(blockSize, key: "--block-size") { live.ring.blockSize = block }
             if live.ring.blockSize > 0 { live.ring.blockCount = ring / live.ring.blockSize }
-            if let blockTimeout {
-                live.ring.retireTimeoutMilliseconds = blockTimeout
-                if !(1...10_000).contains(blockTimeout) { problems.append(.init(key: "--block-timeout", message: "must be 1-10000 ms")) }
-            }
+            if let blockTimeout { live.ring.retireTimeoutMilliseconds = blockTimeout }
             if let writerThreads { live.writerThreads = writerThreads }
             if let queueDepth { live.queueDepth = queueDepth }
             if let filter { live.filter = filter }
-            if let statusInterval { live.statusIntervalSeconds = max(0, statusInterval) }
+            if let statusInterval { live.statusIntervalSeconds = statusInterval }
+            // The file's values were checked when it loaded: what is left comes from a flag.
+            problems += LiveCapture.problems(live).map { ConfigurationProblem(key: "--" + $0.key, message: $0.message) }
             return (live, problems)
         }
     }

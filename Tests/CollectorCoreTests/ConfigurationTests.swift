@@ -5,6 +5,10 @@ import PcapFormat
 import PcapStorage
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import CollectorCore
 
 /// The configuration file, `check-config`, flags over the file, and named sessions.
@@ -63,6 +67,10 @@ import Testing
         #expect(loaded.configuration.metricsListen == defaults.metricsListen)
         #expect(loaded.configuration.postRotateConcurrency == defaults.postRotateConcurrency)
         #expect(loaded.configuration.acceptUnknownSessions == defaults.acceptUnknownSessions)
+        // Rotation and free space show `run`'s defaults (issue 10, item 19).
+        #expect(loaded.configuration.rotateSize == CollectorConfiguration.serviceRotateSize)
+        #expect(loaded.configuration.rotateIntervalSeconds == CollectorConfiguration.serviceRotateIntervalSeconds)
+        #expect(loaded.configuration.minimumFreeSpace == CollectorConfiguration.serviceMinimumFreeSpace)
         let live = LiveCapture.Options()
         #expect(loaded.ringSize == live.ring.ringSize)
         #expect(loaded.capture.ring == live.ring)
@@ -596,6 +604,187 @@ import Testing
         ])
         #expect(badFile.status != 0)
         #expect(badFile.standardError.contains("\(Self.fixture("mistakes.toml")):3: rotate_size: 'lots' is not a size"))
+    }
+
+    // MARK: Numeric ranges (issue 10, item 8)
+
+    /// The values of the issue: check-config accepted them and the collector crashed on them
+    /// (buffer_size crashed check-config itself).
+    @Test func valuesThatCrashedAreProblemsWithKeyAndLine() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("ranges")
+        defer { TestSupport.removeDirectory(directory) }
+        let path = directory + "/huge.toml"
+        try """
+            idle_timeout = 18446744074
+            rotate_interval = 18446744074
+            buffer_size = 9223372036854775807
+            max_buffer_memory = 9223372036854775807
+
+            [[session]]
+            name = "edge"
+            exporter = "198.51.100.7"
+            rotate_interval = 18446744074
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try TestSupport.run([TestSupport.collectorBinary, "check-config", path], timeout: 60)
+        #expect(result.status == 1, "\(result.standardError)")
+        let lines = result.standardError.split(separator: "\n").map(String.init)
+        #expect(lines == [
+            "\(path):1: idle_timeout: must be 1-31622400 seconds, got 18446744074 seconds",
+            "\(path):2: rotate_interval: must be 1-31622400 seconds (or 0: off), got 18446744074 seconds",
+            "\(path):3: buffer_size: must be 128K-1G, got 9223372036854775807 bytes",
+            "\(path):4: max_buffer_memory: must be 512K-1T, got 9223372036854775807 bytes",
+            "\(path):9: session[1].rotate_interval: must be 1-31622400 seconds, got 18446744074 seconds",
+        ])
+        // The same values as flags: a message naming the flag, exit 64 (usage), no crash.
+        for (flag, value) in [
+            ("--idle-timeout", "18446744074"), ("--rotate-interval", "18446744074"), ("--buffer-size", "9223372036854775807"),
+            ("--max-buffer-memory", "9223372036854775807"),
+        ] {
+            let replay = try TestSupport.run(
+                [TestSupport.collectorBinary, "replay", Self.fixture("../v02_erspan2.pcap"), "--output", directory + "/out", flag, value],
+                timeout: 60)
+            #expect(replay.status == 64, "\(flag): \(replay.status) \(replay.standardError)")
+            #expect(replay.standardError.contains("\(flag): must be"), "\(replay.standardError)")
+        }
+    }
+
+    /// Every numeric setting of the table, just below and just above its range, from the file:
+    /// a problem naming the key; its bounds are accepted.
+    @Test(arguments: NumericSettings.all)
+    func everyNumericSettingIsRangeChecked(_ setting: NumericSetting) throws {
+        func text(_ value: Int) -> String {
+            var lines = setting.key.hasPrefix("capture.") ? "[capture]\n\(setting.name) = \(value)\n" : "\(setting.key) = \(value)\n"
+            // Combinations: a ring of at least two blocks, buffer memory for 4 buffers.
+            if setting.key == "capture.block_size" { lines += "ring_size = \(max(2 * value, 8192))\n" }
+            if setting.key == "capture.ring_size" { lines = "[capture]\nblock_size = 4096\nring_size = \(value)\n" }
+            if setting.key == "buffer_size" { lines += "max_buffer_memory = \(4 * max(value, 1))\n" }
+            if setting.key == "max_buffer_memory" { lines += "buffer_size = \(StorageConfiguration.minimumBufferSize)\n" }
+            return lines
+        }
+        let physical = HostSystem.physicalMemory
+        for value in [setting.range.lowerBound, setting.range.upperBound] {
+            if setting.key == "max_buffer_memory" && value > physical { continue }
+            if setting.key == "capture.ring_size" && value % 4096 != 0 { continue }
+            if setting.key == "buffer_size" && 4 * value > physical { continue }
+            do {
+                _ = try ConfigurationFile.parse(text: text(value))
+            } catch {
+                Issue.record("\(setting.key) = \(value) refused: \(error)")
+            }
+        }
+        for value in [setting.range.lowerBound - 1, setting.range.upperBound + 1] where !(setting.zeroTurnsOff && value == 0) {
+            do {
+                _ = try ConfigurationFile.parse(text: text(value))
+                Issue.record("\(setting.key) = \(value) accepted")
+            } catch {
+                #expect(error.problems.contains { $0.key == setting.key && $0.line != nil }, "\(setting.key) = \(value): \(error)")
+            }
+        }
+    }
+
+    /// `run` rotates every hour or 1 GiB and keeps 10% free unless told otherwise; 0 turns
+    /// rotation off; `replay` (no service defaults) writes one file per session.
+    @Test func runDefaultsRotateAndKeepSpaceFree() throws {
+        var service = CollectorConfiguration(outputDirectory: "/srv")
+        service.applyServiceDefaults()
+        let storage = service.storageConfiguration(handoff: .drop)
+        #expect(storage.rotateSize == 1 << 30)
+        #expect(storage.rotateIntervalSeconds == 3600)
+        #expect(storage.minimumFreeSpace == .percent(10))
+
+        var explicit = try ConfigurationFile.parse(text: "rotate_size = 0\nrotate_interval = 60\nmin_free_space = 0\n").configuration
+        explicit.outputDirectory = "/srv"
+        explicit.applyServiceDefaults()
+        #expect(explicit.problems().isEmpty)
+        let off = explicit.storageConfiguration(handoff: .drop)
+        #expect(off.rotateSize == nil)
+        #expect(off.rotateIntervalSeconds == 60)
+        #expect(off.minimumFreeSpace == .bytes(0))
+
+        let replay = CollectorConfiguration(outputDirectory: "/srv").storageConfiguration(handoff: .wait)
+        #expect(replay.rotateSize == nil && replay.rotateIntervalSeconds == nil && replay.minimumFreeSpace == nil)
+    }
+
+    /// A reload applies session rules and disk limits; other changes are named in a warning.
+    @Test func reloadNamesTheChangedSettingsItCannotApply() {
+        let running = CollectorConfiguration(outputDirectory: "/srv/a")
+        var reloaded = running
+        reloaded.maximumDiskUsage = 1 << 30
+        reloaded.minimumFreeSpace = .percent(20)
+        reloaded.sessionRules = [SessionRule(name: "x")]
+        #expect(LiveCapture.settingsNeedingRestart(running: running, reloaded: reloaded).isEmpty)
+        reloaded.idleTimeoutSeconds = 60
+        reloaded.bufferSize = 1 << 20
+        reloaded.outputDirectory = "/srv/b"
+        #expect(LiveCapture.settingsNeedingRestart(running: running, reloaded: reloaded) == ["output", "buffer_size", "idle_timeout"])
+    }
+
+    // MARK: check-config warnings and what is not a configuration file (item 18)
+
+    @Test func checkConfigWarnsAboutHostBitsAndShadowedSessions() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("warnings")
+        defer { TestSupport.removeDirectory(directory) }
+        let path = directory + "/warnings.toml"
+        try """
+            [[session]]
+            name = "switches"
+            transport = "erspan"
+            exporter = "198.51.100.7/24"
+
+            [[session]]
+            name = "core"
+            transport = "erspan"
+            exporter = "198.51.100.9"
+            id = 3
+
+            [[session]]
+            name = "v6"
+            exporter = "2001:db8::1/64"
+
+            [[session]]
+            name = "gre"
+            transport = "gre"
+            exporter = "198.51.100.9"
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try TestSupport.run([TestSupport.collectorBinary, "check-config", path], timeout: 60)
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput == "\(path): OK\n")
+        #expect(result.standardError.split(separator: "\n").map(String.init) == [
+            "\(path):1: session[1].exporter: warning: '198.51.100.7/24' has host bits set; it matches all of 198.51.100.0/24 (write that, or a /32 for one exporter)",
+            "\(path):6: session[2]: warning: never matches: session[1] 'switches' (line 1) comes first and matches everything it does",
+            "\(path):12: session[3].exporter: warning: '2001:db8::1/64' has host bits set; it matches all of 2001:db8::/64 (write that, or a /128 for one exporter)",
+        ])
+        // A different transport is not shadowed; neither is a narrower rule placed first.
+        #expect(try ConfigurationFile.load(path: path).warnings.count == 3)
+        let clean = try ConfigurationFile.parse(text: """
+            [[session]]
+            name = "core"
+            exporter = "198.51.100.9"
+            id = 3
+            [[session]]
+            name = "rest"
+            exporter = "198.51.100.0/24"
+            """)
+        #expect(clean.warnings.isEmpty)
+    }
+
+    @Test func devicesFIFOsAndLargeFilesAreRefusedWithoutReading() throws {
+        let directory = try TestSupport.makeTemporaryDirectory("notafile")
+        defer { TestSupport.removeDirectory(directory) }
+        let fifo = directory + "/fifo.toml"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let large = directory + "/large.toml"
+        try String(repeating: "# padding\n", count: 110_000).write(toFile: large, atomically: true, encoding: .utf8)
+        let cases = [
+            ("/dev/zero", "/dev/zero: is a character device, not a regular file"),
+            (fifo, "\(fifo): is a FIFO, not a regular file"),
+            (large, "\(large): is larger than 1 MiB (1100000 bytes)"),
+        ]
+        for (path, message) in cases {
+            let result = try TestSupport.run([TestSupport.collectorBinary, "check-config", path], timeout: 20)
+            #expect(result.status == 1)
+            #expect(result.standardError == message + "\n")
+        }
     }
 
     static func problems(_ path: String) throws -> [ConfigurationProblem] {

@@ -92,12 +92,14 @@ final class CollectorProcess: @unchecked Sendable {
     nonisolated(unsafe) private var stdoutData = Data()
     private let readDone = DispatchSemaphore(value: 0)
 
-    init(namespace: String, output: String, arguments: [String], environment: [String: String] = [:]) throws {
+    /// `wrapper`: a command the collector runs under (e.g. `prlimit --nofile=64:64`), which
+    /// must exec it so that `process` stays the collector.
+    init(namespace: String, output: String, arguments: [String], environment: [String: String] = [:], wrapper: [String] = []) throws {
         self.output = output
         errorLog = output + ".stderr"
         FileManager.default.createFile(atPath: errorLog, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace, TestSupport.collectorBinary, "run", "--interface", "vB",
+        process.arguments = wrapper + ["ip", "netns", "exec", namespace, TestSupport.collectorBinary, "run", "--interface", "vB",
             "--output", output, "--json", "--ring-size", "8M", "--block-size", "1M", "--status-interval", "1"] + arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
