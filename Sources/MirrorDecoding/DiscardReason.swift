@@ -36,6 +36,8 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
     case udpPort
     case greProtocol
     case greKeepalive
+    /// A capture-file record of a link type the decoder does not read (replay).
+    case linkType
     // unknown_session: a mirror frame we were told not to keep.
     case sessionNotConfigured
     case sessionLimit
@@ -53,7 +55,7 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
             .erspanPlatformTruncated, .erspanFrameType, .udpTruncated, .vxlanTruncated, .vxlanFlags,
             .vxlanGPEProtocol, .innerTruncated:
             return .malformed
-        case .nonIP, .ipProtocol, .udpPort, .greProtocol, .greKeepalive:
+        case .nonIP, .ipProtocol, .udpPort, .greProtocol, .greKeepalive, .linkType:
             return .notMirror
         case .sessionNotConfigured, .sessionLimit:
             return .unknownSession
@@ -97,6 +99,7 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
         case .udpPort: "udp_port"
         case .greProtocol: "gre_protocol"
         case .greKeepalive: "gre_keepalive"
+        case .linkType: "link_type"
         case .sessionNotConfigured: "not_configured"
         case .sessionLimit: "session_limit"
         case .exporterNotAllowed: "allow_list"
