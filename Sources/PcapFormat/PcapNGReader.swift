@@ -35,6 +35,11 @@ public struct PcapNGReader: CaptureRecordReader, Sendable {
         /// `if_tsoffset`: seconds added to every timestamp.
         public var offsetSeconds: Int64 = 0
 
+        public init(linkType: UInt32, snapshotLength: UInt32) {
+            self.linkType = linkType
+            self.snapshotLength = snapshotLength
+        }
+
         /// `units` of this interface in nanoseconds, or nil when that does not fit in UInt64.
         public func nanoseconds(units: UInt64) -> UInt64? {
             var value: UInt64
@@ -282,7 +287,8 @@ public struct PcapNGReader: CaptureRecordReader, Sendable {
         if final {
             offset = bytes.count
         } else {
-            offset = max(offset, candidate)
+            // The candidates from here on are not examined yet.
+            offset = min(candidate, bytes.count)
             resumeAtOffset = true
         }
         return false

@@ -188,8 +188,8 @@ public struct ClassicPcapReader: CaptureRecordReader, Sendable {
         if final {
             offset = bytes.count
         } else {
-            // Keep the last bytes: a plausible header may start among them.
-            offset = max(offset, bytes.count - PcapRecord.headerLength + 1)
+            // The candidates from here on are not examined yet: a header may start among them.
+            offset = min(candidate, bytes.count)
             resumeAtOffset = true
         }
         return false
