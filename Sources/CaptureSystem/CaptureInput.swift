@@ -115,7 +115,7 @@ public final class CaptureInput {
     }
 
     /// gzip (1f 8b) or zstd (28 b5 2f fd) from the first four bytes, in file order.
-    static func compression(magic: UInt32) -> Compression {
+    public static func compression(magic: UInt32) -> Compression {
         let bytes = UInt32(littleEndian: magic)
         if bytes & 0xFFFF == 0x8B1F { return .gzip }
         if bytes == 0xFD2F_B528 { return .zstd }

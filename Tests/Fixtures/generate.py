@@ -1434,13 +1434,19 @@ def build_input_fixtures(F):
     for name, linktype, link in (("inputs_sll_vlan", 113, lambda proto: CookedLinux(pkttype=0, proto=proto)),
                                  ("inputs_sll2_vlan", 276, lambda proto: CookedLinuxV2(proto=proto))):
         f = add(LinkTypeFixture(name, "LINKTYPE %d (Linux cooked): ERSPAN II untagged, behind an 802.1Q tag, "
-                                "behind 802.1ad + 802.1Q (QinQ) and an ARP frame (not_mirror.non_ip)" % linktype,
+                                "behind 802.1ad + 802.1Q (QinQ), QinQ as Linux 6.x reports it (protocol IPv4, the inner tag left "
+                                "in the data) and an ARP frame (not_mirror.non_ip)" % linktype,
                                 linktype))
         r = e2(f, 21, 0, 0, link=link(0x0800))
         f.add(r.pop("pkt"), **r)
         r = e2(f, 21, 1, 1, link=link(0x8100) / Dot1Q(vlan=7, type=0x0800))
         f.add(r.pop("pkt"), **r)
         r = e2(f, 21, 2, 2, link=link(0x88A8) / Dot1AD(vlan=8, type=0x8100) / Dot1Q(vlan=9, type=0x0800))
+        f.add(r.pop("pkt"), **r)
+        # As Linux 6.x reports 802.1ad + 802.1Q to AF_PACKET SOCK_DGRAM (tcpdump -i any): the
+        # outer tag offloaded and gone, the protocol field already IPv4, the inner tag's TCI and
+        # encapsulated protocol still in front of the IP header.
+        r = e2(f, 21, 3, 3, link=link(0x0800) / Raw(struct.pack(">HH", 20, 0x0800)))
         f.add(r.pop("pkt"), **r)
         f.add(link(0x0806) / ARP(psrc="192.0.2.1", pdst="192.0.2.2"), reason="not_mirror.non_ip")
 
