@@ -3,7 +3,7 @@
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PACKAGES := libpcap-dev tshark tcpdump tcpreplay iproute2 python3-pip systemd procps
+DEB_PACKAGES := libpcap-dev zlib1g-dev libzstd-dev gzip zstd tshark tcpdump tcpreplay iproute2 python3-pip systemd procps
 SCAPY_VERSION := 2.8.0
 OUTPUT ?= ./span-output
 

@@ -35,11 +35,15 @@ let package = Package(
             providers: [.apt(["libpcap-dev"])]
         ),
         .target(name: "CLinuxPacket"),
+        // Capture-file inputs: gzip and zstd decompression, the SIGBUS guard of mapped files.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "CFileInput", dependencies: ["CZlib", "CZstd"]),
         .target(name: "MirrorDecoding", swiftSettings: hotPath),
         .target(name: "PcapFormat", swiftSettings: upcoming),
         .target(
             name: "CaptureSystem",
-            dependencies: ["CLinuxPacket", "CPcap"],
+            dependencies: ["CLinuxPacket", "CPcap", "CFileInput"],
             swiftSettings: upcoming
         ),
         .target(

@@ -1,13 +1,22 @@
+import CFileInput
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A whole file mapped read-only, with sequential read-ahead advised. Replay reads classic pcap
-/// through this: it avoids libpcap's per-record copy and a read(2) per buffer, which measured
-/// as the difference between 1.05x and 1.5x tcpdump's rate (see docs/ARCHITECTURE.md).
+/// A whole file mapped read-only, with sequential read-ahead advised. Replay reads regular
+/// uncompressed files through this: it avoids libpcap's per-record copy and a read(2) per
+/// buffer, which measured as the difference between 1.05x and 1.5x tcpdump's rate (see
+/// docs/ARCHITECTURE.md).
+///
+/// The mapping is guarded against the file shrinking under it: a SIGBUS on its pages does not
+/// kill the process (the C handler maps zeroes over the page and raises a flag), and
+/// `isIntact(through:)` tells the reader, per record, whether it may use the bytes.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
+    /// The SIGBUS guard's slot, -1 when unguarded.
+    private let guardSlot: Int32
 
     public convenience init(path: String) throws(SystemError) {
         try self.init(descriptor: try FileSystem.openForReading(path), path: path)
@@ -21,6 +30,7 @@ public final class MappedFile: @unchecked Sendable {
         let length = Int(info.st_size)
         if length == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            guardSlot = -1
             return
         }
         guard let base = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd.rawValue, 0), base != MAP_FAILED else {
@@ -29,6 +39,17 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(base, length, MADV_SEQUENTIAL)
         _ = madvise(base, length, MADV_WILLNEED)
         bytes = UnsafeRawBufferPointer(start: base, count: length)
+        guardSlot = CFileInput_guardMapping(base, length)
+    }
+
+    /// Whether the bytes before `end` can be used: reads the byte at `end - 1` (a fault, if the
+    /// file shrank below it, happens now and is caught) and checks that no page of the mapping
+    /// has faulted so far. The file shrinks from its end, so when this byte is there, all
+    /// before it are.
+    @inline(__always)
+    public func isIntact(through end: Int) -> Bool {
+        guard let base = bytes.baseAddress, end > 0 else { return !CFileInput_mappingFaulted(guardSlot).isTrue }
+        return CFileInput_touch(base + (end - 1), guardSlot) != 0
     }
 
     /// Maps the next `window` bytes from `offset` in one call (MADV_POPULATE_READ, Linux 5.14+)
@@ -52,6 +73,11 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
+        CFileInput_unguardMapping(guardSlot)
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
+}
+
+extension Int32 {
+    fileprivate var isTrue: Bool { self != 0 }
 }

@@ -88,8 +88,10 @@ public final class Pipeline {
     ) {
         received += 1
         if let reason = decoder.decode(bytes, wireLength: wireLength, linkType: linkType, offloadedTag: offloadedTag, into: &scratch) {
-            if reason == .ipFragment, linkType == .ethernet {
-                reassemble(bytes, wireLength: wireLength, timestampNanoseconds: timestampNanoseconds, offloadedTag: offloadedTag, interface: interface)
+            if reason == .ipFragment {
+                reassemble(
+                    bytes, wireLength: wireLength, timestampNanoseconds: timestampNanoseconds, linkType: linkType,
+                    offloadedTag: offloadedTag, interface: interface)
             } else {
                 discards[Int(reason.rawValue)] += 1
             }
@@ -98,14 +100,24 @@ public final class Pipeline {
         accept(bytes: bytes, timestampNanoseconds: timestampNanoseconds, interface: interface)
     }
 
+    /// A capture-file record that is not decoded at all (a link type the decoder does not
+    /// read): received and discarded for `reason`, so the accounting law holds.
+    public func discard(_ reason: DiscardReason) {
+        received += 1
+        discards[Int(reason.rawValue)] += 1
+    }
+
     /// A fragment: held until its datagram is complete, which then goes through the frame path
     /// as one frame. Accounting: the fragments of a rebuilt datagram count as one received
     /// frame (as live capture sees it after the kernel's fanout DEFRAG); fragments that never
     /// make it (overlap, timeout, caps) each count as received and discarded.
     private func reassemble(
-        _ bytes: UnsafeRawBufferPointer, wireLength: Int, timestampNanoseconds: UInt64, offloadedTag: VLANTag?, interface: UInt32
+        _ bytes: UnsafeRawBufferPointer, wireLength: Int, timestampNanoseconds: UInt64, linkType: LinkType, offloadedTag: VLANTag?,
+        interface: UInt32
     ) {
-        switch reassembler.add(bytes, wireLength: wireLength, timestampNanoseconds: timestampNanoseconds, offloadedTag: offloadedTag) {
+        switch reassembler.add(
+            bytes, wireLength: wireLength, timestampNanoseconds: timestampNanoseconds, offloadedTag: offloadedTag, linkType: linkType)
+        {
         case .pending:
             pendingFragments += 1
         case .discarded(let reason):
@@ -115,7 +127,9 @@ public final class Pipeline {
             received -= Int64(fragments - 1)
             // The link layer's tag went into the datagram's bytes only if it was in the first
             // fragment's bytes; an offloaded tag stays offloaded.
-            if let reason = decoder.decode(datagram, wireLength: datagram.count, offloadedTag: offloadedTag, into: &scratch) {
+            if let reason = decoder.decode(
+                datagram, wireLength: datagram.count, linkType: linkType, offloadedTag: offloadedTag, into: &scratch)
+            {
                 discards[Int(reason.rawValue)] += 1
             } else {
                 accept(bytes: datagram, timestampNanoseconds: timestampNanoseconds, interface: interface)

@@ -5,8 +5,10 @@ import PcapFormat
 import PcapStorage
 import Synchronization
 
-/// Runs the pipeline over capture files, in order, as fast as the disk allows. Classic pcap is
-/// read through a private mapping (no per-record copy); everything else through libpcap.
+/// Runs the pipeline over capture files, in order, as fast as the disk allows. Regular
+/// uncompressed files are read through a private mapping (no per-record copy); FIFOs, standard
+/// input and gzip/zstd files as streams (`CaptureInput`). Classic pcap and pcapng are parsed by
+/// our own readers (PcapFormat); libpcap reads no input.
 /// Writers apply back-pressure: a file never loses frames to a full queue.
 public struct Replay {
     public var inputs: [String]
@@ -44,10 +46,11 @@ public struct Replay {
         let pipeline = Pipeline(configuration: configuration, storage: storage, interfaceNames: ["replay"])
         var failures: [CollectorError] = []
         var progress = Progress(enabled: showProgress && FileSystem.isTerminal(2), inputs: inputs)
+        var inputStatistics = Summary.Input()
         for (index, input) in inputs.enumerated() {
             if stop?.isRequested == true { break }
             do throws(CollectorError) {
-                try replay(input, index: index, into: pipeline, progress: &progress, logger: logger)
+                try replay(input, index: index, into: pipeline, progress: &progress, statistics: &inputStatistics, logger: logger)
             } catch {
                 // The other inputs still count: what they held is written and accounted.
                 failures.append(error)
@@ -62,80 +65,170 @@ public struct Replay {
         hook?.finish(timeoutSeconds: hookShutdownTimeoutSeconds)
         var summary = pipeline.summary()
         summary.hook.abandoned = Int64(hook?.abandoned.load(ordering: .relaxed) ?? 0)
+        summary.input = inputStatistics
         if !failures.isEmpty { throw .inputsFailed(failures, summary) }
         return summary
     }
 
+    /// Reads one input into the pipeline. Throws when the input cannot be read (to the end),
+    /// or when it held corrupt bytes (skipped and counted): what could be read is processed
+    /// either way.
     private func replay(
-        _ input: String, index: Int, into pipeline: Pipeline, progress: inout Progress, logger: Logger
+        _ path: String, index: Int, into pipeline: Pipeline, progress: inout Progress, statistics: inout Summary.Input,
+        logger: Logger
     ) throws(CollectorError) {
-        let mapped: MappedFile
-        do {
-            mapped = try MappedFile(path: input)
+        statistics.files += 1
+        var reading = InputReading(path: path, index: index, pipeline: pipeline, stop: stop)
+        do throws(CaptureInput.Failure) {
+            let input = try CaptureInput(path: path)
+            try reading.read(input, progress: &progress)
         } catch {
-            throw .input(path: input, reason: error.description)
+            statistics.failed += 1
+            statistics.corruptBytes += Int64(reading.corruptBytes)
+            statistics.truncatedBytes += Int64(reading.truncatedBytes)
+            throw .input(path: path, reason: error.description)
         }
-        if ClassicPcapReader.recognizes(mapped.bytes) {
-            var reader: ClassicPcapReader
-            do {
-                reader = try ClassicPcapReader(header: mapped.bytes)
-            } catch {
-                throw .input(path: input, reason: "unsupported classic pcap header (\(error))")
-            }
-            guard let linkType = LinkType(pcapLinkType: reader.linkType) else {
-                throw .input(path: input, reason: "unsupported link type \(reader.linkType)")
-            }
-            let bytes = mapped.bytes
-            var sinceRelease = 0
-            var prefaultedTo = 0
-            mapped.prefault(from: 0)
-            prefaultedTo = 64 << 20
-            while let record = reader.next(in: bytes) {
-                let frame = UnsafeRawBufferPointer(rebasing: bytes[record.dataOffset..<(record.dataOffset + record.capturedLength)])
-                pipeline.process(
-                    frame, wireLength: record.wireLength, timestampNanoseconds: record.timestampNanoseconds,
-                    linkType: linkType)
-                sinceRelease += 1
-                if record.dataOffset + (16 << 20) > prefaultedTo {
-                    mapped.prefault(from: prefaultedTo)
-                    prefaultedTo += 64 << 20
-                }
-                if sinceRelease == 65_536 {
-                    if stop?.isRequested == true { return }  // SIGINT/SIGTERM: as if the input ended
-                    sinceRelease = 0
-                    mapped.release(before: record.dataOffset)
-                    progress.update(file: index, fraction: Double(record.dataOffset) / Double(bytes.count), packets: pipeline.received)
-                }
-            }
-            if reader.endedInsideRecord {
-                logger.warning("input ends inside a record; the partial record was ignored", metadata: ["file": "\(input)"])
-            }
-            return
+        statistics.corruptBytes += Int64(reading.corruptBytes)
+        statistics.truncatedBytes += Int64(reading.truncatedBytes)
+        if reading.truncatedBytes > 0 {
+            logger.warning(
+                "input ends inside a record; the partial record was ignored",
+                metadata: ["file": "\(path)", "bytes": "\(reading.truncatedBytes)"])
         }
-        let reader: LibpcapFileReader
-        do {
-            reader = try LibpcapFileReader(path: input)
-        } catch {
-            throw .input(path: input, reason: error.description)
-        }
-        guard let linkType = LinkType(pcapLinkType: reader.linkType) else {
-            throw .input(path: input, reason: "unsupported link type \(reader.linkType)")
-        }
-        do {
-            try reader.forEachRecord { frame, wireLength, timestamp in
-                if stop?.isRequested == true { throw StopRequested() }
-                pipeline.process(frame, wireLength: wireLength, timestampNanoseconds: timestamp, linkType: linkType)
-            }
-        } catch is StopRequested {
-            return
-        } catch {
-            logger.warning("input could not be read to the end", metadata: ["file": "\(input)", "error": "\(error)"])
+        if reading.corruptBytes > 0 {
+            statistics.failed += 1
+            throw .input(
+                path: path,
+                reason: "\(reading.corruptBytes) corrupt bytes skipped (input.corrupt_bytes); the records around them were read")
         }
     }
 }
 
-/// Ends libpcap's record loop when a stop was requested.
-private struct StopRequested: Error {}
+/// Reading one input: the capture-file reader (classic pcap or pcapng, by magic) over the
+/// input's mapping or stream, each record handed to the pipeline with its own link type.
+struct InputReading {
+    let path: String
+    let index: Int
+    let pipeline: Pipeline
+    /// Checked between batches of records (SIGINT/SIGTERM): reading then ends as at the end of
+    /// the input.
+    let stop: StopSignal?
+    private(set) var corruptBytes = 0
+    private(set) var truncatedBytes = 0
+
+    init(path: String, index: Int, pipeline: Pipeline, stop: StopSignal? = nil) {
+        self.path = path
+        self.index = index
+        self.pipeline = pipeline
+        self.stop = stop
+    }
+
+    mutating func read(_ input: CaptureInput, progress: inout Progress) throws(CaptureInput.Failure) {
+        // The first bytes tell the format: a mapping has them all, a stream may need reads.
+        var head = input.mapped?.bytes ?? input.window
+        var ended = false
+        if input.mapped == nil {
+            while head.count < PcapFileHeader.length, !ended {
+                ended = try !input.refill(dropping: 0)
+                head = input.window
+            }
+        }
+        let compressed = input.compression == .none ? "" : " (after \(input.compression.rawValue) decompression)"
+        guard head.count >= 4, let kind = CaptureFileKind(magic: head) else {
+            throw CaptureInput.Failure("not a pcap or pcapng capture file\(compressed)")
+        }
+        switch kind {
+        case .classicPcap:
+            var reader: ClassicPcapReader
+            do {
+                reader = try ClassicPcapReader(header: head)
+            } catch {
+                throw CaptureInput.Failure("unsupported classic pcap header\(compressed) (\(error))")
+            }
+            try read(input, with: &reader, progress: &progress)
+        case .pcapng:
+            var reader = PcapNGReader()
+            try read(input, with: &reader, progress: &progress)
+        }
+    }
+
+    /// Every record of `input`, in order. Generic, so the reader is specialized (no existential
+    /// on the per-record path).
+    private mutating func read<Reader: CaptureRecordReader>(
+        _ input: CaptureInput, with reader: inout Reader, progress: inout Progress
+    ) throws(CaptureInput.Failure) {
+        defer {
+            corruptBytes += reader.corruptBytes
+            truncatedBytes += reader.truncatedBytes
+        }
+        guard let mapped = input.mapped else {
+            try readStream(input, with: &reader, progress: &progress)
+            return
+        }
+        let bytes = mapped.bytes
+        var sinceRelease = 0
+        var prefaultedTo = 0
+        mapped.prefault(from: 0)
+        prefaultedTo = 64 << 20
+        var recordStart = reader.offset
+        while let record = reader.next(in: bytes, final: true) {
+            // The file may have shrunk under the mapping: the record's last byte tells.
+            guard mapped.isIntact(through: record.dataEnd) else {
+                truncatedBytes += bytes.count - recordStart
+                throw CaptureInput.Failure(
+                    "the file shrank while it was read: it ends before byte \(record.dataEnd) of the \(bytes.count) mapped")
+            }
+            deliver(record, in: bytes)
+            recordStart = reader.offset
+            sinceRelease += 1
+            if record.dataOffset + (16 << 20) > prefaultedTo {
+                mapped.prefault(from: prefaultedTo)
+                prefaultedTo += 64 << 20
+            }
+            if sinceRelease == 65_536 {
+                if stop?.isRequested == true { return }  // SIGINT/SIGTERM: as if the input ended
+                sinceRelease = 0
+                mapped.release(before: record.dataOffset)
+                progress.update(file: index, fraction: Double(record.dataOffset) / Double(bytes.count), packets: pipeline.received)
+            }
+        }
+    }
+
+    private mutating func readStream<Reader: CaptureRecordReader>(
+        _ input: CaptureInput, with reader: inout Reader, progress: inout Progress
+    ) throws(CaptureInput.Failure) {
+        var final = false
+        while true {
+            let window = input.window
+            while let record = reader.next(in: window, final: final) {
+                deliver(record, in: window)
+            }
+            if final || stop?.isRequested == true { return }
+            let consumed = reader.offset
+            reader.discard(consumed)
+            do {
+                final = try !input.refill(dropping: consumed)
+            } catch {
+                // What the window still holds is a partial record: it is lost with the rest.
+                truncatedBytes += input.window.count
+                throw error
+            }
+            if input.fileSize > 0 {
+                progress.update(file: index, fraction: Double(input.bytesRead) / Double(input.fileSize), packets: pipeline.received)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func deliver(_ record: CaptureRecord, in bytes: UnsafeRawBufferPointer) {
+        let frame = UnsafeRawBufferPointer(rebasing: bytes[record.dataOffset..<record.dataEnd])
+        guard let linkType = LinkType(pcapLinkType: record.linkType) else {
+            pipeline.discard(.linkType)
+            return
+        }
+        pipeline.process(frame, wireLength: record.wireLength, timestampNanoseconds: record.timestampNanoseconds, linkType: linkType)
+    }
+}
 
 /// Replay progress on a terminal: one line rewritten at most twice a second.
 struct Progress {

@@ -146,6 +146,29 @@ public struct Summary: Codable, Sendable, Equatable {
         public var abandoned: Int64 = 0
     }
 
+    /// What replay could read of its inputs (docs/COUNTERS.md, "input"); absent for live capture.
+    public struct Input: Codable, Sendable, Equatable {
+        /// Inputs given.
+        public var files: Int64 = 0
+        /// Inputs with an error: unreadable, not a capture file, a read or decompression error,
+        /// shrunk while read, or corrupt bytes skipped (each makes the exit status non-zero).
+        public var failed: Int64 = 0
+        /// Bytes skipped as corrupt: broken record/block framing (up to the next plausible
+        /// record or block) and pcapng blocks that cannot be used.
+        public var corruptBytes: Int64 = 0
+        /// Bytes at the end of an input that do not make a whole record (a cut file), and the
+        /// unread rest of an input that shrank or whose compressed stream broke.
+        public var truncatedBytes: Int64 = 0
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case files, failed
+            case corruptBytes = "corrupt_bytes"
+            case truncatedBytes = "truncated_bytes"
+        }
+    }
+
     public var sessions: [SessionSummary] = []
     public var packetsReceived: Int64 = 0
     public var packetsWritten: Int64 = 0
@@ -159,6 +182,7 @@ public struct Summary: Codable, Sendable, Equatable {
     public var hook = Hook()
     /// Evictions and session-cap refusals (nil only in a summary from an older collector).
     public var sessionTable: SessionTableSummary?
+    public var input: Input?
 
     enum CodingKeys: String, CodingKey {
         case sessions
@@ -170,6 +194,7 @@ public struct Summary: Codable, Sendable, Equatable {
         case reassembly
         case hook
         case sessionTable = "session_table"
+        case input
     }
 
     public init() {}
@@ -266,6 +291,10 @@ public struct Summary: Codable, Sendable, Equatable {
                 text += "; session_limit by exporter prefix: " + prefixes.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             }
             text += "\n"
+        }
+        if let input, input.failed > 0 || input.corruptBytes > 0 || input.truncatedBytes > 0 {
+            text += "inputs \(input.files): failed \(input.failed), corrupt bytes skipped \(input.corruptBytes)"
+            text += ", truncated bytes \(input.truncatedBytes)\n"
         }
         let notable = anomalies.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !notable.isEmpty { text += "anomalies: " + notable.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n" }

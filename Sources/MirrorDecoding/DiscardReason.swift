@@ -40,6 +40,8 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
     case greProtocol
     case greKeepalive
     case geneveProtocol
+    /// A capture-file record of a link type the decoder does not read (replay).
+    case linkType
     // unknown_session: a mirror frame we were told not to keep.
     case sessionNotConfigured
     case sessionLimit
@@ -57,7 +59,7 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
             .erspanPlatformTruncated, .erspanFrameType, .udpTruncated, .vxlanTruncated, .vxlanFlags,
             .vxlanGPEProtocol, .geneveTruncated, .geneveVersion, .innerIPVersion, .innerTruncated:
             return .malformed
-        case .nonIP, .ipProtocol, .udpPort, .greProtocol, .greKeepalive, .geneveProtocol:
+        case .nonIP, .ipProtocol, .udpPort, .greProtocol, .greKeepalive, .geneveProtocol, .linkType:
             return .notMirror
         case .sessionNotConfigured, .sessionLimit:
             return .unknownSession
@@ -105,6 +107,7 @@ public enum DiscardReason: UInt8, CaseIterable, Sendable, Error {
         case .greProtocol: "gre_protocol"
         case .greKeepalive: "gre_keepalive"
         case .geneveProtocol: "geneve_protocol"
+        case .linkType: "link_type"
         case .sessionNotConfigured: "not_configured"
         case .sessionLimit: "session_limit"
         case .exporterNotAllowed: "allow_list"

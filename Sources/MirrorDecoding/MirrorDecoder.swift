@@ -95,18 +95,8 @@ public final class MirrorDecoder: Sendable {
             }
             etherType = ethernet.etherType
             ipOffset = ethernet.payloadOffset
-        case .linuxCooked:
-            guard bytes.count >= 16 else { throw .linkTruncated }
-            etherType = bytes.bigEndian16(at: 14)
-            ipOffset = 16
-        case .linuxCookedV2:
-            guard bytes.count >= 20 else { throw .linkTruncated }
-            etherType = bytes.bigEndian16(at: 0)
-            ipOffset = 20
-        case .rawIP:
-            guard bytes.count >= 1 else { throw .linkTruncated }
-            etherType = bytes.byte(at: 0) >> 4 == 6 ? 0x86DD : 0x0800
-            ipOffset = 0
+        case .linuxCooked, .linuxCookedV2, .rawIP:
+            (etherType, ipOffset) = try CookedLinkHeader.networkLayer(bytes, linkType: linkType)
         }
 
         let exporter: IPAddress

@@ -114,12 +114,13 @@ public final class FragmentReassembler {
 
     /// Adds a fragment (a frame the decoder classified `.ipFragment`).
     public func add(
-        _ frame: UnsafeRawBufferPointer, wireLength: Int, timestampNanoseconds: UInt64, offloadedTag: VLANTag? = nil
+        _ frame: UnsafeRawBufferPointer, wireLength: Int, timestampNanoseconds: UInt64, offloadedTag: VLANTag? = nil,
+        linkType: LinkType = .ethernet
     ) -> Outcome {
         statistics.fragments += 1
         now = max(now, timestampNanoseconds)
         expire()
-        guard let parsed = Self.parse(frame, wireLength: wireLength, offloadedTag: offloadedTag) else {
+        guard let parsed = Self.parse(frame, wireLength: wireLength, offloadedTag: offloadedTag, linkType: linkType) else {
             return .discarded(.ipFragment)
         }
         var datagram = datagrams[parsed.key]
@@ -308,14 +309,23 @@ public final class FragmentReassembler {
         var fragmentNextHeader: UInt8 = 0
     }
 
-    /// Finds the IP header and fragment fields of an Ethernet frame; nil when the frame cannot
-    /// be a usable fragment (cut by the capture, malformed, payload not a multiple of 8 where
-    /// it must be, past 64 KiB).
-    private static func parse(_ frame: UnsafeRawBufferPointer, wireLength: Int, offloadedTag: VLANTag?) -> ParsedFragment? {
-        guard let ethernet = try? EthernetHeader(parsing: frame, offloadedTag: offloadedTag) else { return nil }
-        let ipOffset = ethernet.payloadOffset
+    /// Finds the IP header and fragment fields of a frame of `linkType` (Ethernet, Linux cooked
+    /// v1/v2 or raw IP); nil when the frame cannot be a usable fragment (cut by the capture,
+    /// malformed, payload not a multiple of 8 where it must be, past 64 KiB).
+    private static func parse(
+        _ frame: UnsafeRawBufferPointer, wireLength: Int, offloadedTag: VLANTag?, linkType: LinkType
+    ) -> ParsedFragment? {
+        let etherType: UInt16
+        let ipOffset: Int
+        if linkType == .ethernet {
+            guard let ethernet = try? EthernetHeader(parsing: frame, offloadedTag: offloadedTag) else { return nil }
+            (etherType, ipOffset) = (ethernet.etherType, ethernet.payloadOffset)
+        } else {
+            guard let layer = try? CookedLinkHeader.networkLayer(frame, linkType: linkType) else { return nil }
+            (etherType, ipOffset) = layer
+        }
         var parsed: ParsedFragment
-        switch ethernet.etherType {
+        switch etherType {
         case 0x0800:
             guard let ip = try? IPv4Header(parsing: frame, at: ipOffset, wireLength: wireLength), ip.isFragment,
                 ip.datagramEnd <= frame.count

@@ -1,27 +1,41 @@
-/// Reads classic pcap (microsecond or nanosecond, either byte order) from bytes in memory,
-/// typically a mapped file. Records are returned as offsets, so the data is never copied.
-public struct ClassicPcapReader: Sendable {
+/// Reads classic pcap (microsecond or nanosecond, either byte order) from bytes in memory: a
+/// mapped file or a stream's buffer (see `CaptureRecordReader`). Records are returned as
+/// offsets, so the data is never copied.
+///
+/// A record header whose captured length exceeds what the file can hold (more than the
+/// snapshot length and 256 KiB) is corrupt: the reader then scans forward byte by byte for the
+/// next plausible record, as Wireshark's and pcapfix's readers do: captured length within
+/// bounds, original length not below it, a valid fraction of a second, a timestamp within a day
+/// of the last good record, and the record after it plausible too (or the input ending exactly
+/// there). The bytes skipped count as `corruptBytes`.
+public struct ClassicPcapReader: CaptureRecordReader, Sendable {
     public enum Failure: Error, Equatable, Sendable {
         case notClassicPcap
         case unsupportedVersion(UInt16, UInt16)
     }
 
-    /// One record: where its data lies in the file and what its header says.
-    public struct Record: Sendable {
-        public var dataOffset: Int
-        public var capturedLength: Int
-        public var wireLength: Int
-        public var timestampNanoseconds: UInt64
-    }
+    public typealias Record = CaptureRecord
 
     public let linkType: UInt32
     public let isNanosecond: Bool
     public let isSwapped: Bool
     public let snapshotLength: UInt32
     public private(set) var offset: Int
+    public private(set) var corruptBytes = 0
+    public private(set) var truncatedBytes = 0
     /// Set when the file ends inside a record (a crashed writer, a cut download).
-    public private(set) var endedInsideRecord = false
-    let count: Int
+    public var endedInsideRecord: Bool { truncatedBytes > 0 }
+    /// The largest captured length a record may have.
+    let maximumCapturedLength: Int
+    /// Scanning for the next plausible record after a corrupt one.
+    private var resynchronizing = false
+    /// The scan stopped at the window's end with `offset` not yet examined.
+    private var resumeAtOffset = false
+    /// Where a record that runs past the end of the input starts: the input was cut there,
+    /// unless resynchronisation finds a record after it.
+    private var cutAt: Int?
+    /// Seconds of the last record returned (resynchronisation wants candidates near it).
+    private var lastSeconds: UInt32?
 
     /// Whether `bytes` starts with a classic pcap magic.
     public static func recognizes(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -31,6 +45,7 @@ public struct ClassicPcapReader: Sendable {
             || [PcapFileHeader.nanosecondMagic, PcapFileHeader.microsecondMagic].contains(magic.byteSwapped)
     }
 
+    /// Reads the 24-byte file header at the start of `bytes`.
     public init(header bytes: UnsafeRawBufferPointer) throws(Failure) {
         guard bytes.count >= PcapFileHeader.length else { throw .notClassicPcap }
         let magic = bytes.loadUnaligned(as: UInt32.self)
@@ -55,36 +70,128 @@ public struct ClassicPcapReader: Sendable {
         // The upper bits of the link-type word carry FCS information (LINKTYPE_... docs).
         linkType = u32(20) & 0x03FF_FFFF
         offset = PcapFileHeader.length
-        count = bytes.count
+        maximumCapturedLength = min(max(Int(snapshotLength), Int(PcapFileHeader.snapshotLength)), PcapNGReader.maximumBlockLength)
     }
 
-    /// The next record of `bytes` (the same bytes given to `init`), or nil at the end.
+    /// The next record of `bytes` (the same input given to `init`), or nil at the end of the
+    /// window. `final`: the window holds the rest of the input.
     @inline(__always)
-    public mutating func next(in bytes: UnsafeRawBufferPointer) -> Record? {
-        guard offset + PcapRecord.headerLength <= bytes.count else {
-            if offset != bytes.count { endedInsideRecord = true }
-            return nil
+    public mutating func next(in bytes: UnsafeRawBufferPointer, final: Bool = true) -> Record? {
+        while true {
+            if resynchronizing {
+                guard resynchronize(bytes, final: final) else { return nil }
+            }
+            guard offset + PcapRecord.headerLength <= bytes.count else {
+                if final, offset < bytes.count { truncate(bytes) }
+                return nil
+            }
+            let header = self.header(bytes, at: offset)
+            guard Int(header.captured) <= maximumCapturedLength else {
+                resynchronizing = true
+                continue
+            }
+            let dataOffset = offset + PcapRecord.headerLength
+            guard Int(header.captured) <= bytes.count - dataOffset else {
+                guard final else { return nil }
+                // A cut last record, unless a plausible record follows: then its length is corrupt.
+                cutAt = offset
+                resynchronizing = true
+                continue
+            }
+            offset = dataOffset + Int(header.captured)
+            lastSeconds = header.seconds
+            let nanoseconds = isNanosecond ? UInt64(header.fraction) : UInt64(header.fraction) &* 1000
+            return Record(
+                dataOffset: dataOffset, capturedLength: Int(header.captured),
+                wireLength: max(Int(header.wire), Int(header.captured)),
+                timestampNanoseconds: UInt64(header.seconds) &* 1_000_000_000 &+ nanoseconds, linkType: linkType)
         }
-        var seconds = bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
-        var fraction = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
-        var captured = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
-        var wire = bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)
+    }
+
+    public mutating func discard(_ count: Int) {
+        offset -= count
+    }
+
+    private mutating func truncate(_ bytes: UnsafeRawBufferPointer) {
+        truncatedBytes += bytes.count - offset
+        offset = bytes.count
+    }
+
+    @inline(__always)
+    private func header(_ bytes: UnsafeRawBufferPointer, at: Int) -> (seconds: UInt32, fraction: UInt32, captured: UInt32, wire: UInt32) {
+        var seconds = bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+        var fraction = bytes.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)
+        var captured = bytes.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self)
+        var wire = bytes.loadUnaligned(fromByteOffset: at + 12, as: UInt32.self)
         if isSwapped {
             seconds = seconds.byteSwapped
             fraction = fraction.byteSwapped
             captured = captured.byteSwapped
             wire = wire.byteSwapped
         }
-        let dataOffset = offset + PcapRecord.headerLength
-        guard Int(captured) <= bytes.count - dataOffset else {
-            endedInsideRecord = true
-            offset = bytes.count
-            return nil
+        return (seconds, fraction, captured, wire)
+    }
+
+    /// Whether a record header at `at` could be a real one, its timestamp near `seconds`.
+    private func isPlausible(_ bytes: UnsafeRawBufferPointer, at: Int, near seconds: UInt32?) -> Bool {
+        let header = self.header(bytes, at: at)
+        guard Int(header.captured) <= maximumCapturedLength, header.wire >= header.captured,
+            Int(header.wire) <= PcapNGReader.maximumBlockLength,
+            header.fraction < (isNanosecond ? 1_000_000_000 : 1_000_000)
+        else { return false }
+        if let seconds {
+            let distance = header.seconds > seconds ? header.seconds - seconds : seconds - header.seconds
+            guard distance <= 86_400 else { return false }
         }
-        offset = dataOffset + Int(captured)
-        let nanoseconds = isNanosecond ? UInt64(fraction) : UInt64(fraction) * 1000
-        return Record(
-            dataOffset: dataOffset, capturedLength: Int(captured), wireLength: max(Int(wire), Int(captured)),
-            timestampNanoseconds: UInt64(seconds) * 1_000_000_000 + nanoseconds)
+        return true
+    }
+
+    /// Moves `offset` forward to the next plausible record, counting the bytes passed as
+    /// corrupt. Returns false when the window ends first (more input is needed, or the input
+    /// ended: then the rest counts as corrupt too).
+    private mutating func resynchronize(_ bytes: UnsafeRawBufferPointer, final: Bool) -> Bool {
+        let start = offset
+        var candidate = resumeAtOffset ? offset : offset + 1
+        resumeAtOffset = false
+        defer {
+            if offset == bytes.count, final, cutAt == start {
+                truncatedBytes += offset - start
+            } else {
+                corruptBytes += offset - start
+            }
+            cutAt = nil
+        }
+        while true {
+            // The candidate, its data and the next record's header must be in the window.
+            guard candidate + PcapRecord.headerLength <= bytes.count else { break }
+            if isPlausible(bytes, at: candidate, near: lastSeconds) {
+                let end = candidate + PcapRecord.headerLength + Int(header(bytes, at: candidate).captured)
+                if end == bytes.count, final {
+                    offset = candidate
+                    resynchronizing = false
+                    return true
+                }
+                if end + PcapRecord.headerLength > bytes.count {
+                    if !final {
+                        offset = candidate
+                        resumeAtOffset = true
+                        return false
+                    }
+                } else if isPlausible(bytes, at: end, near: header(bytes, at: candidate).seconds) {
+                    offset = candidate
+                    resynchronizing = false
+                    return true
+                }
+            }
+            candidate += 1
+        }
+        if final {
+            offset = bytes.count
+        } else {
+            // The candidates from here on are not examined yet: a header may start among them.
+            offset = min(candidate, bytes.count)
+            resumeAtOffset = true
+        }
+        return false
     }
 }

@@ -6,7 +6,7 @@ import Logging
 extension SpanCollector {
     struct Replay: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the pipeline over capture files (pcap or pcapng) and write per-session files.",
+            abstract: "Run the pipeline over capture files (pcap or pcapng, plain or gzip/zstd, FIFOs, - for stdin) and write per-session files.",
             discussion: """
                 Inputs are read in order; written records keep the input record's timestamp. \
                 The summary goes to standard output (a table, or one JSON document with --json); \

@@ -70,7 +70,7 @@ REASONS = {
                   "erspan_frame_type", "udp_truncated", "vxlan_truncated", "vxlan_flags",
                   "vxlan_gpe_protocol", "geneve_truncated", "geneve_version", "inner_ip_version",
                   "inner_truncated"),
-    "not_mirror": ("non_ip", "ip_protocol", "udp_port", "gre_protocol", "gre_keepalive", "geneve_protocol"),
+    "not_mirror": ("non_ip", "ip_protocol", "udp_port", "gre_protocol", "gre_keepalive", "geneve_protocol", "link_type"),
     "unauthorized_exporter": ("allow_list",),
 }
 ENCAPS = ("erspan1", "erspan2", "erspan3", "gre", "vxlan", "rspan", "geneve")
@@ -347,7 +347,10 @@ def write_records(path, records, pcapng=False, linktype=1):
 
 def write_fixture(fx, outdir):
     path = os.path.join(outdir, fx.input)
-    write_records(path, [(rec, fx.time(i), wl) for i, (rec, wl) in enumerate(fx.records)], fx.pcapng)
+    if hasattr(fx, "write_input"):          # input-format fixtures (build_input_fixtures)
+        fx.write_input(path)
+    else:
+        write_records(path, [(rec, fx.time(i), wl) for i, (rec, wl) in enumerate(fx.records)], fx.pcapng)
     for name, s in fx.sessions.items():
         write_records(os.path.join(outdir, frame_file(fx.name, name)),
                       [(fb, fx.time(at), orig) for fb, orig, at in s["frames"]], linktype=s["link_type"])
@@ -1244,6 +1247,7 @@ def build_fixtures():
                                "record_times_ns": expected_switch, "implausible": implausible}
 
     build_geneve_and_vxlan_port_fixtures(fx)
+    build_input_fixtures(F)
     return F
 
 
@@ -1399,6 +1403,264 @@ def build_geneve_and_vxlan_port_fixtures(fx):
         f.add(o4() / UDP(sport=49152 + k, dport=port) / GENEVE(vni=130, proto=0x6558) / IN,
               session=EXP + "-geneve-130", encap="geneve", sid=130, frame=IN)
     f.add(o4() / UDP(sport=49154, dport=6081) / GENEVE(vni=130, proto=0x6558) / inner(2), reason="not_mirror.udp_port")
+
+
+# capture-file inputs (issue 10: multi-interface pcapng, Linux cooked captures, raw IP,
+# compressed inputs). The packets are scapy's; the containers around them are written here
+# (pcapng block by block, as scapy 2.8.0 writes one interface per file only).
+
+INPUT_BASE = D("1700000000")                 # whole milliseconds: exact in every resolution used
+
+
+def pcapng_block(order, block_type, body):
+    """One pcapng block in byte order `order` ('<' or '>'): type, total length, body padded to
+    32 bits, total length."""
+    body = body + b"\0" * (-len(body) % 4)
+    total = 12 + len(body)
+    return struct.pack(order + "II", block_type, total) + body + struct.pack(order + "I", total)
+
+
+def pcapng_option(order, code, value):
+    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+class MultiInterfacePcapNg(Fixture):
+    """A pcapng file like `dumpcap -i eth0 -i any -i tun0` writes, plus what other writers do:
+    several sections (the second big-endian), interfaces of different link types, each with
+    its own if_tsresol (10^-9, 10^-6 with if_tsoffset, 2^-20, 10^-3), Enhanced, Simple and
+    obsolete Packet Blocks, and blocks to skip (Interface Statistics, custom)."""
+
+    def __init__(self, name, description):
+        super().__init__(name, description, pcapng=True)
+        self.sections = []      # [(order, [(linktype, tsresol or None, tsoffset)])]
+        self.placement = []     # per record: (section, interface, block kind, timestamp units)
+        self.times = []         # per record: the timestamp the collector must compute
+
+    def open_section(self, order, interfaces):
+        self.sections.append((order, interfaces))
+
+    def time(self, i):
+        return self.times[i]
+
+    def add_on(self, interface, t, pkt, kind="epb", **kw):
+        section = len(self.sections) - 1
+        linktype, tsresol, tsoffset = self.sections[section][1][interface]
+        if tsresol is None:
+            tsresol = 6
+        seconds = t - tsoffset
+        if tsresol & 0x80:
+            units = int(seconds * 2 ** (tsresol & 0x7F))
+            effective = D(units * 10 ** 9 // 2 ** (tsresol & 0x7F)) / 10 ** 9 + tsoffset
+        else:
+            units = int(seconds * 10 ** tsresol)
+            assert D(units) / 10 ** tsresol == seconds, "time not exact in this resolution"
+            effective = t
+        if kind == "spb":               # no timestamp: the last one seen
+            effective = self.times[-1]
+        self.placement.append((section, interface, kind, units))
+        self.times.append(effective)
+        return self.add(pkt, **kw)
+
+    def write_input(self, path):
+        out = bytearray()
+        records = iter(enumerate(self.records))
+        for section, (order, interfaces) in enumerate(self.sections):
+            shb = struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1)
+            shb += pcapng_option(order, 4, b"generate.py") + struct.pack(order + "HH", 0, 0)
+            out += pcapng_block(order, 0x0A0D0D0A, shb)
+            for linktype, tsresol, tsoffset in interfaces:
+                idb = struct.pack(order + "HHI", linktype, 0, 262144)
+                if tsresol is not None:
+                    idb += pcapng_option(order, 9, bytes([tsresol]))
+                if tsoffset:
+                    idb += pcapng_option(order, 14, struct.pack(order + "q", tsoffset))
+                idb += struct.pack(order + "HH", 0, 0)
+                out += pcapng_block(order, 1, idb)
+            # A block every reader skips: an Interface Statistics Block.
+            out += pcapng_block(order, 5, struct.pack(order + "III", 0, 0, 0) + struct.pack(order + "HH", 0, 0))
+            for index, (data, wirelen) in enumerate(self.records):
+                record_section, interface, kind, units = self.placement[index]
+                if record_section != section:
+                    continue
+                high, low = units >> 32, units & 0xFFFFFFFF
+                if kind == "epb":
+                    body = struct.pack(order + "IIIII", interface, high, low, len(data), wirelen) + data
+                    out += pcapng_block(order, 6, body)
+                elif kind == "pb":      # obsolete Packet Block: 16-bit interface, drops count
+                    body = struct.pack(order + "HHIIII", interface, 0, high, low, len(data), wirelen) + data
+                    out += pcapng_block(order, 2, body)
+                else:                   # Simple Packet Block: interface 0, original length only
+                    assert interface == 0 and len(data) == wirelen
+                    out += pcapng_block(order, 3, struct.pack(order + "I", wirelen) + data)
+            # A custom block (copyable, PEN 32473 = documentation) between sections.
+            out += pcapng_block(order, 0x00000BAD, struct.pack(order + "I", 32473) + b"skip me")
+        with open(path, "wb") as f:
+            f.write(out)
+
+
+class LinkTypeFixture(Fixture):
+    """A classic pcap whose records are of `linktype` (113 SLL, 276 SLL2, 101 raw IP)."""
+
+    def __init__(self, name, description, linktype, section="fixtures"):
+        super().__init__(name, description, section=section)
+        self.linktype = linktype
+
+    def write_input(self, path):
+        write_records(path, [(rec, self.time(i), wl) for i, (rec, wl) in enumerate(self.records)],
+                      linktype=self.linktype)
+
+
+class CompressedCopy(Fixture):
+    """The records of `source`, written in its format, compressed in two parts (two gzip
+    members / two zstd frames, as `cat a.gz b.gz` or a split archive gives); the name keeps the
+    uncompressed extension, so only the magic can tell."""
+
+    def __init__(self, name, source, compression):
+        super().__init__(name, source.description + " [same records, %s-compressed in two parts]" % compression,
+                         options=source.options, pcapng=source.pcapng)
+        self.source = source
+        self.compression = compression
+        self.input = name + (".pcapng" if source.pcapng else ".pcap")
+        self.records = list(source.records)
+        self.sessions = source.sessions
+        self.reasons = dict(source.reasons)
+        self.anomalies = dict(source.anomalies)
+        self.seq_expect = dict(source.seq_expect)
+
+    def write_input(self, path):
+        import gzip
+        import subprocess
+        write_records(path + ".plain", [(rec, self.time(i), wl) for i, (rec, wl) in enumerate(self.records)],
+                      self.pcapng)
+        with open(path + ".plain", "rb") as f:
+            plain = f.read()
+        os.remove(path + ".plain")
+        half = len(plain) // 2
+        parts = (plain[:half], plain[half:])
+        if self.compression == "gzip":
+            data = b"".join(gzip.compress(part, mtime=0) for part in parts)
+        else:
+            data = b"".join(subprocess.run(["zstd", "-q", "-c", "--no-progress"], input=part, check=True,
+                                           stdout=subprocess.PIPE).stdout for part in parts)
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+def build_input_fixtures(F):
+    from scapy.layers.l2 import CookedLinux, CookedLinuxV2
+    R = "fixtures_reassembly"
+
+    def add(fixture):
+        F.append(fixture)
+        return fixture
+
+    def e2(f, sid, k, seq, link=None, exporter=EXP, **kw):
+        """A Type II frame of session `sid` behind the link header `link` (None: Ethernet)."""
+        IN = inner(k)
+        ip_gre = IP(src=exporter, dst=COLL) / G(seq) / ERSPAN_II(session_id=sid) / IN
+        pkt = (o4(src=exporter) / G(seq) / ERSPAN_II(session_id=sid) / IN) if link is None else link / ip_gre
+        return dict(pkt=pkt, session=n_erspan(exporter, sid), encap="erspan2", sid=sid, frame=IN, seq=seq, **kw)
+
+    # ---- several interfaces of different link types, several sections, every resolution
+    f = add(MultiInterfacePcapNg("inputs_multi_interface", "pcapng with two sections (little- then big-endian): "
+            "interfaces Ethernet (if_tsresol 9), Linux cooked v2 (default 10^-6, if_tsoffset 1000 s), raw IP "
+            "(if_tsresol 2^-20) and USER0 (147, counted not_mirror.link_type), then Ethernet (if_tsresol 3) with a "
+            "Simple and an obsolete Packet Block; an Interface Statistics Block and a custom block skipped. Sessions "
+            "11 (Ethernet and SLL2 records) and 12 (raw IP and the second section); each frame carries its "
+            "record's time in its interface's resolution"))
+    f.open_section("<", [(1, 9, 0), (276, None, 1000), (101, 0x80 | 20, 0), (147, 3, 0)])
+    t = lambda i: INPUT_BASE + i * STEP + D("0.000000123") * (i == 0)   # noqa: E731
+    r = e2(f, 11, 0, 0)
+    f.add_on(0, t(0), r.pop("pkt"), **r)
+    r = e2(f, 11, 1, 1, link=CookedLinuxV2(proto=0x0800))
+    f.add_on(1, t(1), r.pop("pkt"), **r)
+    IN = inner(2)
+    f.add_on(2, t(2), IP(src=EXP, dst=COLL) / G(0) / ERSPAN_II(session_id=12) / IN, session=n_erspan(EXP, 12),
+             encap="erspan2", sid=12, frame=IN, seq=0)
+    f.add_on(3, t(3), b"\x00" * 40, reason="not_mirror.link_type")
+    r = e2(f, 11, 4, 2)
+    f.add_on(0, t(4), r.pop("pkt"), kind="pb", **r)
+    f.open_section(">", [(1, 3, 0)])
+    r = e2(f, 12, 5, 1)
+    f.add_on(0, t(5), r.pop("pkt"), **r)
+    r = e2(f, 12, 6, 2)
+    f.add_on(0, t(6), r.pop("pkt"), kind="spb", **r)
+
+    # ---- Linux cooked captures (tcpdump -i any) with VLAN tags in the cooked payload
+    for name, linktype, link in (("inputs_sll_vlan", 113, lambda proto: CookedLinux(pkttype=0, proto=proto)),
+                                 ("inputs_sll2_vlan", 276, lambda proto: CookedLinuxV2(proto=proto))):
+        f = add(LinkTypeFixture(name, "LINKTYPE %d (Linux cooked): ERSPAN II untagged, behind an 802.1Q tag, "
+                                "behind 802.1ad + 802.1Q (QinQ), QinQ as Linux 6.x reports it (protocol IPv4, the inner tag left "
+                                "in the data) and an ARP frame (not_mirror.non_ip)" % linktype,
+                                linktype))
+        r = e2(f, 21, 0, 0, link=link(0x0800))
+        f.add(r.pop("pkt"), **r)
+        r = e2(f, 21, 1, 1, link=link(0x8100) / Dot1Q(vlan=7, type=0x0800))
+        f.add(r.pop("pkt"), **r)
+        r = e2(f, 21, 2, 2, link=link(0x88A8) / Dot1AD(vlan=8, type=0x8100) / Dot1Q(vlan=9, type=0x0800))
+        f.add(r.pop("pkt"), **r)
+        # As Linux 6.x reports 802.1ad + 802.1Q to AF_PACKET SOCK_DGRAM (tcpdump -i any): the
+        # outer tag offloaded and gone, the protocol field already IPv4, the inner tag's TCI and
+        # encapsulated protocol still in front of the IP header.
+        r = e2(f, 21, 3, 3, link=link(0x0800) / Raw(struct.pack(">HH", 20, 0x0800)))
+        f.add(r.pop("pkt"), **r)
+        f.add(link(0x0806) / ARP(psrc="192.0.2.1", pdst="192.0.2.2"), reason="not_mirror.non_ip")
+
+    # ---- fragments inside cooked and raw-IP captures: reassembled as for Ethernet
+    def frag_extra(f, fragments, datagrams, merged):
+        f.extra["reassembly"] = {"fragments": fragments, "datagrams_reassembled": datagrams,
+                                 "fragments_merged": merged, "overlapping_datagrams": 0, "incomplete_datagrams": 0}
+        f.extra["without_reassembly"] = {"packets_written": 1, "reasons": {"malformed.ip_fragment": fragments}}
+
+    def big_inner(k):
+        IN = inner(k, extra=1472 - 9)
+        assert len(IN) == 1514
+        return IN
+
+    f = add(LinkTypeFixture("inputs_sll_fragments", "Linux cooked v1 behind an 802.1Q tag: a 1514-byte Type II "
+                            "frame in 2 IPv4 fragments (reassembled), then an unfragmented one", 113, section=R))
+    IN = big_inner(10)
+    ip = IP(src=EXP, dst=COLL, id=0x2001) / G(0) / ERSPAN_II(session_id=31) / IN
+    frs = fragment(ip, fragsize=1480)
+    assert len(frs) == 2
+    link = CookedLinux(pkttype=0, proto=0x8100) / Dot1Q(vlan=7, type=0x0800)
+    f.add(link / frs[0])
+    f.add(link / frs[1], session=n_erspan(EXP, 31), encap="erspan2", sid=31, frame=IN, seq=0, check_embedded=False)
+    r = e2(f, 31, 11, 1, link=CookedLinux(pkttype=0, proto=0x0800))
+    f.add(r.pop("pkt"), **r)
+    frag_extra(f, 2, 1, 1)
+
+    f = add(LinkTypeFixture("inputs_sll2_fragments", "Linux cooked v2: a 1514-byte Type II frame over IPv6 in 2 "
+                            "fragments (fragment6, 1280), reassembled, then an unfragmented IPv4 one", 276,
+                            section=R))
+    IN = big_inner(12)
+    p = IPv6(src=EXP6, dst=COLL6) / IPv6ExtHdrFragment(id=0x3005) / G(0) / ERSPAN_II(session_id=32) / IN
+    frs = fragment6(p, 1280)
+    assert len(frs) == 2
+    f.add(CookedLinuxV2(proto=0x86DD) / frs[0])
+    f.add(CookedLinuxV2(proto=0x86DD) / frs[1], session=n_erspan(EXP6, 32), encap="erspan2", sid=32, frame=IN,
+          seq=0, check_embedded=False)
+    r = e2(f, 33, 13, 0, link=CookedLinuxV2(proto=0x0800))
+    f.add(r.pop("pkt"), **r)
+    frag_extra(f, 2, 1, 1)
+
+    f = add(LinkTypeFixture("inputs_rawip_fragments", "LINKTYPE_RAW (101): a 1514-byte Type II frame in 2 IPv4 "
+                            "fragments in reverse order (reassembled), then an unfragmented one", 101, section=R))
+    IN = big_inner(14)
+    ip = IP(src=EXP, dst=COLL, id=0x2002) / G(0) / ERSPAN_II(session_id=34) / IN
+    frs = fragment(ip, fragsize=1480)
+    f.add(frs[1])
+    f.add(frs[0], session=n_erspan(EXP, 34), encap="erspan2", sid=34, frame=IN, seq=0, check_embedded=False)
+    IN = inner(15)
+    f.add(IP(src=EXP, dst=COLL) / G(1) / ERSPAN_II(session_id=34) / IN, session=n_erspan(EXP, 34), encap="erspan2",
+          sid=34, frame=IN, seq=1)
+    frag_extra(f, 2, 1, 1)
+
+    # ---- compressed inputs, told by their magic
+    mixed = next(x for x in F if x.name == "mixed_sessions")
+    mixed_ng = next(x for x in F if x.name == "mixed_sessions_pcapng")
+    add(CompressedCopy("inputs_gzip_members", mixed, "gzip"))
+    add(CompressedCopy("inputs_zstd_frames", mixed_ng, "zstd"))
 
 
 def main():
