@@ -126,8 +126,7 @@ struct BPFMachine {
     /// Every frame the decoder takes as mirror traffic passes the kernel filter: the filter
     /// must never lose what replay would have kept.
     @Test func everyMirrorFrameOfEveryFixturePassesTheKernelFilter() throws {
-        let names = try FileManager.default.contentsOfDirectory(atPath: TestSupport.fixtures.path)
-            .filter { $0.hasSuffix(".pcap") && !$0.contains(".expected.") }
+        let names = try TestSupport.ethernetFixtureInputs()
         let program = try Self.filter(rspan: [999])
         var configuration = MirrorDecoder.Configuration()
         configuration.rspanVLANs = VLANSet([999])

@@ -212,7 +212,15 @@ import Glibc
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        usleep(300_000)
+        // Cut the file once replay has mapped it (on a loaded machine the process may take
+        // longer to start than a fixed sleep; a file cut before it is mapped is only short).
+        let maps = "/proc/\(process.processIdentifier)/maps"
+        var mapped = false
+        for _ in 0..<4_000 where !mapped {
+            mapped = (try? String(contentsOfFile: maps, encoding: .utf8))?.contains(path) ?? false
+            if !mapped { usleep(5_000) }
+        }
+        #expect(mapped, "replay never mapped its input")
         #expect(truncate(path, 1 << 20) == 0)
         let output = TestSupport.readToEnd(out.fileHandleForReading.fileDescriptor)
         let errors = String(decoding: TestSupport.readToEnd(err.fileHandleForReading.fileDescriptor), as: UTF8.self)

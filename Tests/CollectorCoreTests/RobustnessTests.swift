@@ -8,8 +8,9 @@ import Testing
 /// the bytes (debug builds assert every read), and a decoded frame always lies inside them.
 @Suite struct TruncationSweepTests {
     @Test func everyPrefixOfEveryFixture() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: TestSupport.fixtures.path)
-            .filter { $0.hasSuffix(".pcap") && !$0.contains(".expected.") }
+        // Every classic-pcap fixture input, each decoded as its own link type (Ethernet, Linux
+        // cooked, raw IP); the compressed and pcapng inputs hold the same kinds of records.
+        let files = try TestSupport.fixtureInputs().filter { TestSupport.classicPcapLinkType($0) != nil }
         #expect(files.count > 40)
         var configuration = MirrorDecoder.Configuration()
         configuration.rspanVLANs = VLANSet([999])
@@ -17,14 +18,15 @@ import Testing
         let decoder = MirrorDecoder(configuration: configuration)
         var prefixes = 0
         for file in files {
-            let records = try TestSupport.readPcap(TestSupport.fixtures.appendingPathComponent(file).path).records
-            for record in records {
+            let pcap = try TestSupport.readPcap(TestSupport.fixtures.appendingPathComponent(file).path)
+            let linkType = try #require(LinkType(pcapLinkType: pcap.linkType), "\(file): link type \(pcap.linkType)")
+            for record in pcap.records {
                 for length in 0...record.data.count {
                     prefixes += 1
                     record.data.withUnsafeBytes { all in
                         let prefix = UnsafeRawBufferPointer(rebasing: all[0..<length])
                         for wire in [length, record.wireLength] {
-                            if case .mirror(let frame) = decoder.decode(prefix, wireLength: wire) {
+                            if case .mirror(let frame) = decoder.decode(prefix, wireLength: wire, linkType: linkType) {
                                 #expect(frame.innerOffset + frame.innerCapturedLength + frame.removedLength <= length)
                                 #expect(frame.innerCapturedLength >= 14)
                             }

@@ -137,6 +137,32 @@ enum TestSupport {
         return (reader.linkType, records)
     }
 
+    /// The link type of a fixture input that is classic pcap, nil for any other format
+    /// (pcapng, compressed).
+    static func classicPcapLinkType(_ name: String) -> UInt32? {
+        guard let handle = FileHandle(forReadingAtPath: fixtures.appendingPathComponent(name).path) else { return nil }
+        defer { try? handle.close() }
+        let header = [UInt8](handle.readData(ofLength: PcapFileHeader.length))
+        return header.withUnsafeBytes { bytes in
+            guard ClassicPcapReader.recognizes(bytes) else { return nil }
+            return try? ClassicPcapReader(header: bytes).linkType
+        }
+    }
+
+    /// Every fixture input (not the expected outputs).
+    static func fixtureInputs() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: fixtures.path)
+            .filter { ($0.hasSuffix(".pcap") || $0.hasSuffix(".pcapng")) && !$0.contains(".expected.") }
+            .sorted()
+    }
+
+    /// The fixture inputs that are classic pcap of Ethernet frames (what a live interface
+    /// delivers): the input-format fixtures (pcapng, cooked captures, raw IP, compressed) are
+    /// left out.
+    static func ethernetFixtureInputs() throws -> [String] {
+        try fixtureInputs().filter { classicPcapLinkType($0) == 1 }
+    }
+
     /// Finished capture files below `directory`, sorted by name (write order per session).
     static func captureFiles(in directory: String) -> [String] {
         guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return [] }
