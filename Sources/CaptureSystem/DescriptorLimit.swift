@@ -23,6 +23,12 @@ public enum DescriptorLimit {
         public var hard: Int
         /// Descriptors open right now.
         public var open: Int
+
+        public init(soft: Int, hard: Int, open: Int) {
+            self.soft = soft
+            self.hard = hard
+            self.open = open
+        }
     }
 
     /// Raises the soft limit to the hard limit (allowed without privileges) and returns the

@@ -60,12 +60,17 @@ public enum ConfigurationFile {
             let line = text.utf8[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
             throw .invalid(path: path, problems: [.init(key: "syntax", message: "the file contains a NUL byte", line: line)])
         }
+        if let line = malformedTableHeaderLine(text) {
+            throw .invalid(path: path, problems: [
+                .init(key: "syntax", message: "a line starting with '[' needs a table name after it ([capture], [[session]])", line: line)
+            ])
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             let line = error.source.begin.line
-            let key = lines.key(onLine: line) ?? "syntax"
+            let key = lines.key(onLine: line).flatMap { $0.isEmpty ? nil : $0 } ?? "syntax"
             throw .invalid(path: path, problems: [.init(key: key, message: "TOML syntax: \(error.description)", line: line)])
         } catch {
             throw .invalid(path: path, problems: [.init(key: "syntax", message: "TOML syntax: \(error)")])
@@ -82,6 +87,30 @@ public enum ConfigurationFile {
         var result = loaded
         result.warnings = loaded.configuration.warnings()
         return result
+    }
+
+    /// The first line that opens a table header (`[`, or `[[`, after optional blanks) without
+    /// a key after it. toml++ (inside TOMLKit) asserts that a header's first character starts
+    /// a key, and aborts the process on `[#` or `[` alone (found by ConfigurationFuzzTests;
+    /// release builds too), so such lines are refused before it sees them. A line of a
+    /// multi-line array that starts with `[{` is refused too: no setting takes one.
+    static func malformedTableHeaderLine(_ text: String) -> Int? {
+        func isKeyStart(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "]"):
+                true
+            default: false
+            }
+        }
+        for (index, line) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            var rest = line.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard rest.first == UInt8(ascii: "[") else { continue }
+            rest = rest.dropFirst().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") } }
+            guard let first = rest.first, isKeyStart(first) else { return index + 1 }
+        }
+        return nil
     }
 
     /// The configuration-file key for a key `CollectorConfiguration.problems()` or
