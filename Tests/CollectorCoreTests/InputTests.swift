@@ -77,6 +77,36 @@ import Glibc
             #expect(Self.input(result.summary)["corrupt_bytes"] == epbs[5].length, "\(name)")
         }
 
+        // Item 7 as reported: the same file with if_tsresol 6 (microseconds, every timestamp
+        // rewritten) and one timestamp of 2^64 - 1 units; libpcap's path died of SIGILL
+        // (exit 132, no summary).
+        var micro = ng
+        for block in Self.blocks(micro) where block.type == 1 {
+            var option = block.offset + 16
+            while option + 4 <= block.offset + block.length - 4 {
+                let (code, length) = micro.withUnsafeBytes {
+                    ($0.loadUnaligned(fromByteOffset: option, as: UInt16.self), Int($0.loadUnaligned(fromByteOffset: option + 2, as: UInt16.self)))
+                }
+                if code == 9 { micro[option + 4] = 6 }
+                if code == 0 { break }
+                option += 4 + (length + 3) & ~3
+            }
+        }
+        for block in Self.blocks(micro) where block.type == 6 {
+            let units = micro.withUnsafeBytes {
+                UInt64($0.loadUnaligned(fromByteOffset: block.offset + 12, as: UInt32.self)) << 32
+                    | UInt64($0.loadUnaligned(fromByteOffset: block.offset + 16, as: UInt32.self))
+            } / 1000
+            micro.replaceSubrange((block.offset + 12)..<(block.offset + 20), with: withUnsafeBytes(of: UInt32(units >> 32)) { Array($0) }
+                + withUnsafeBytes(of: UInt32(truncatingIfNeeded: units)) { Array($0) })
+        }
+        micro.replaceSubrange((epbs[5].offset + 12)..<(epbs[5].offset + 20), with: Array(repeating: 0xFF, count: 8))
+        try Self.write(micro, to: directory + "/micro.pcapng")
+        let microResult = try Self.replay([directory + "/micro.pcapng"], output: directory + "/micro")
+        #expect(microResult.status == 2)
+        #expect(microResult.summary["packets_received"] as? Int == 17)
+        #expect(Self.input(microResult.summary)["corrupt_bytes"] == epbs[5].length)
+
         // The SLL2 record of the multi-interface fixture is on a 10^-6 interface: 2^64 - 1
         // microseconds do not fit in 64 bits of nanoseconds.
         var multi = try Self.bytes("inputs_multi_interface.pcapng")
@@ -183,7 +213,8 @@ import Glibc
 
     /// Item 9, end to end: an input truncated while replay reads it ends with a counted error
     /// (exit 2, the summary printed, the bytes not read counted as truncated) instead of
-    /// SIGBUS. The file is large enough that replay is still reading when it is cut.
+    /// SIGBUS. The file is cut as soon as replay has mapped it, and is large enough that replay
+    /// is still reading it then.
     @Test func anInputThatShrinksWhileReplayed() throws {
         let directory = try TestSupport.makeTemporaryDirectory("inputs")
         defer { TestSupport.removeDirectory(directory) }
@@ -212,7 +243,13 @@ import Glibc
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        usleep(300_000)
+        // Cut the file once replay has mapped it (bounded wait).
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, process.isRunning,
+            !((try? String(contentsOfFile: "/proc/\(process.processIdentifier)/maps", encoding: .utf8)) ?? "").contains(path)
+        {
+            usleep(2_000)
+        }
         #expect(truncate(path, 1 << 20) == 0)
         let output = TestSupport.readToEnd(out.fileHandleForReading.fileDescriptor)
         let errors = String(decoding: TestSupport.readToEnd(err.fileHandleForReading.fileDescriptor), as: UTF8.self)
