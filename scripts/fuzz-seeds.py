@@ -104,7 +104,7 @@ def main():
     # Capture files as they are (selector bit 6): every input fixture small enough for the
     # fuzzer's length limit, classic, pcapng and compressed alike.
     for name in sorted(os.listdir(fixtures)):
-        if name.endswith(".expected.pcap") or not (name.endswith(".pcap") or name.endswith(".pcapng")):
+        if name.endswith(".expected.pcap") or not name.endswith((".pcap", ".pcapng", ".cap")):
             continue
         with open(os.path.join(fixtures, name), "rb") as handle:
             data = handle.read()

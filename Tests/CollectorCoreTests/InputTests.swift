@@ -154,7 +154,7 @@ import Glibc
         let reference = try Self.replay([Self.fixture("mixed_sessions.pcap")], output: directory + "/reference")
         let written = reference.summary["packets_written"] as? Int
         #expect(written == 14)
-        for (run, source) in ["mixed_sessions.pcap", "inputs_gzip_members.pcap", "inputs_zstd_frames.pcapng",
+        for (run, source) in ["mixed_sessions.pcap", "inputs_gzip_members.cap", "inputs_zstd_frames.pcapng",
             "mixed_sessions.pcapng", "mixed_sessions.pcap"].enumerated()
         {
             let fifo = directory + "/fifo\(run)"
@@ -186,7 +186,7 @@ import Glibc
     @Test func aCutCompressedFileIsAnError() throws {
         let directory = try TestSupport.makeTemporaryDirectory("inputs")
         defer { TestSupport.removeDirectory(directory) }
-        for name in ["inputs_gzip_members.pcap", "inputs_zstd_frames.pcapng"] {
+        for name in ["inputs_gzip_members.cap", "inputs_zstd_frames.pcapng"] {
             let bytes = try Self.bytes(name)
             try Self.write(Array(bytes.prefix(bytes.count - 20)), to: directory + "/" + name)
             let result = try Self.replay([directory + "/" + name], output: directory + "/out-" + name)
