@@ -217,6 +217,9 @@ public func fuzzDecodePath(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 
     let input = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size)
     let (selector, frames) = fuzzFrames(input)
     defer { for frame in frames { frame.bytes.deallocate() } }
+    if selector & FuzzInput.captureFileBit != 0 {
+        fuzzSink &+= UInt8(truncatingIfNeeded: checkCaptureFile(UnsafeRawBufferPointer(rebasing: input[1...])))
+    }
 
     // 1. Every frame through every decoder configuration (fragments through a reassembler, as
     //    the pipeline does); decoded frames through the session key, the default name and the
@@ -234,11 +237,11 @@ public func fuzzDecodePath(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 
                 into: &frame)
             if let reason {
                 fuzzCheck(reason.bucket == .malformed || reason.bucket == .notMirror, "decoder returned \(reason)")
-                guard reason == .ipFragment, fuzzFrame.linkType == .ethernet else { continue }
+                guard reason == .ipFragment else { continue }
                 fragmentsAdded += 1
                 let outcome = reassembler.add(
                     bytes, wireLength: fuzzFrame.wireLength, timestampNanoseconds: fuzzFrame.timestampNanoseconds,
-                    offloadedTag: fuzzFrame.offloadedTag)
+                    offloadedTag: fuzzFrame.offloadedTag, linkType: fuzzFrame.linkType)
                 switch outcome {
                 case .pending:
                     break
@@ -247,7 +250,10 @@ public func fuzzDecodePath(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 
                 case .completed(let datagram, let fragments):
                     fuzzCheck(fragments >= 1, "datagram of \(fragments) fragments")
                     var whole = MirrorFrame()
-                    if decoder.decode(datagram, wireLength: datagram.count, offloadedTag: fuzzFrame.offloadedTag, into: &whole) == nil {
+                    if decoder.decode(
+                        datagram, wireLength: datagram.count, linkType: fuzzFrame.linkType, offloadedTag: fuzzFrame.offloadedTag,
+                        into: &whole) == nil
+                    {
                         fuzzSink &+= checkDecoded(whole, bytes: datagram, wireLength: datagram.count, decoder: decoder)
                         model.observe(whole, interface: fuzzFrame.interface, configurationIndex: configurationIndex)
                     }
@@ -274,6 +280,57 @@ public func fuzzDecodePath(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 
         runPipeline(frames, configurationIndex: Int(selector & 3))
     }
     return 0
+}
+
+// MARK: - Capture files (selector bit 6)
+
+/// The capture-file readers over `file` as replay runs them: a gzip/zstd file through
+/// CaptureInput (the decompressor and the stream buffer, from a real file), then the reader
+/// over the whole bytes (a mapping) and over windows of several sizes (a stream), which must
+/// agree record for record; every record inside the bytes, captured ≤ wire; the bytes counted
+/// corrupt or truncated never more than the file.
+@inline(never)
+func checkCaptureFile(_ file: UnsafeRawBufferPointer) -> Int {
+    var decompressed: [UInt8] = []
+    var bytes = file
+    if file.count >= 4, CaptureInput.compression(magic: file.loadUnaligned(as: UInt32.self)) != .none {
+        fuzzRunCount += 1
+        let path = fuzzOutputRoot + "/compressed-\(fuzzRunCount)"
+        guard let fd = try? FileSystem.createForWriting(path) else { return 0 }
+        try? FileSystem.writeAll(fd, file, path: path)
+        try? fd.close()
+        defer { try? FileSystem.remove(path) }
+        guard let input = try? CaptureInput(path: path) else { return 0 }
+        fuzzCheck(input.mapped == nil, "a compressed file was mapped")
+        // At most 1 MiB of output: a small input may claim gigabytes.
+        while input.window.count < 1 << 20, (try? input.refill(dropping: 0)) == true {}
+        decompressed = Array(input.window)
+        bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+    return decompressed.withUnsafeBytes { plain in
+        let data = decompressed.isEmpty ? bytes : plain
+        guard let whole = FuzzInput.readCaptureFile(data) else { return 0 }
+        fuzzCheck(whole.corruptBytes + whole.truncatedBytes <= data.count, "counted \(whole.corruptBytes) + \(whole.truncatedBytes) of \(data.count) bytes")
+        for record in whole.records {
+            fuzzCheck(record.dataOffset >= 0 && record.dataEnd <= data.count, "record \(record.dataOffset)..<\(record.dataEnd) outside \(data.count)")
+            fuzzCheck(record.capturedLength <= record.wireLength, "record captured \(record.capturedLength) > wire \(record.wireLength)")
+        }
+        for chunk in [1, 13, 512] {
+            guard let streamed = FuzzInput.readCaptureFile(data, chunk: chunk) else { continue }
+            let same =
+                streamed.records.count == whole.records.count && streamed.corruptBytes == whole.corruptBytes
+                && streamed.truncatedBytes == whole.truncatedBytes
+                && zip(streamed.records, whole.records).allSatisfy {
+                    $0.dataOffset == $1.dataOffset && $0.capturedLength == $1.capturedLength && $0.wireLength == $1.wireLength
+                        && $0.timestampNanoseconds == $1.timestampNanoseconds && $0.linkType == $1.linkType
+                }
+            fuzzCheck(
+                same,
+                "streamed in \(chunk)-byte steps: \(streamed.records.count) records, corrupt \(streamed.corruptBytes), truncated "
+                    + "\(streamed.truncatedBytes); whole: \(whole.records.count), \(whole.corruptBytes), \(whole.truncatedBytes)")
+        }
+        return whole.records.count
+    }
 }
 
 /// FUZZ_PIPELINE=0 skips the pipeline runs (decoders only, several times faster).

@@ -10,6 +10,10 @@ with its GRE sequence numbers):
     OUTDIR/<fixture>.decode   selector = configuration, decoders and session model only
     OUTDIR/<fixture>.pipeline selector | 0x80: also through Pipeline + Storage
 
+and every input fixture under 8 KiB (pcap, pcapng, gzip/zstd) becomes, as it is,
+
+    OUTDIR/<file>.file        selector | 0x40: the capture-file readers (FuzzInput.swift)
+
 Input format (keep in step with Tests/CollectorCoreTests/FuzzInput.swift, which the fuzz target
 and FuzzRegressionTests share):
 
@@ -97,6 +101,19 @@ def main():
             with open(os.path.join(outdir, stem + "." + suffix), "wb") as handle:
                 handle.write(encode(value, records))
             written += 1
+    # Capture files as they are (selector bit 6): every input fixture small enough for the
+    # fuzzer's length limit, classic, pcapng and compressed alike.
+    for name in sorted(os.listdir(fixtures)):
+        if name.endswith(".expected.pcap") or not name.endswith((".pcap", ".pcapng", ".cap")):
+            continue
+        with open(os.path.join(fixtures, name), "rb") as handle:
+            data = handle.read()
+        if len(data) >= 8191:
+            continue
+        selector = selector_for(options.get(name, {})) | 0x40
+        with open(os.path.join(outdir, name.replace(".", "_") + ".file"), "wb") as handle:
+            handle.write(bytes([selector]) + data)
+        written += 1
     print(f"{written} seed inputs in {outdir}")
 
 

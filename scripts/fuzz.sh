@@ -10,12 +10,15 @@
 # buffer bounds checks stay on under -O). SwiftPM's executable link step cannot be used: it
 # aliases `main`, which clashes with libFuzzer's. So this script compiles the package's pure
 # modules itself, from a snapshot of Sources/ (others may be editing the tree):
-#   MirrorDecoding, PcapFormat, CaptureSystem (+ the CLinuxPacket C shim, libpcap),
+#   MirrorDecoding, PcapFormat, CaptureSystem (+ the CLinuxPacket and CFileInput C shims, libpcap,
+#   zlib, libzstd),
 #   PcapStorage, and a CollectorCore made of its files that import only those (Pipeline, Session,
 #   SequenceTracker, SessionRules, CollectorConfiguration, Summary, ...; not the live capture,
 #   services, TOML, logging or metrics) plus the fuzz entry point (it needs their internals).
 # Every module is instrumented, so coverage covers the whole path.
 #
+# Inputs with selector bit 6 are capture files (classic pcap, pcapng, gzip/zstd): the readers run
+# over them whole and streamed in windows, which must agree (see FuzzInput.swift).
 # Corpus: seeds are regenerated from Tests/Fixtures/*.pcap (scripts/fuzz-seeds.py) into
 # .build-fuzz/seeds; new units go to .build-fuzz/corpus (kept between runs); at the end, units
 # that add edge coverage are merged into Fuzz/corpus (a few hundred small files, meant to be
@@ -73,7 +76,7 @@ build() {
     rm -rf "$src.new"
     mkdir -p "$src.new/CollectorCore" "$obj"
     cp -R Sources/MirrorDecoding Sources/PcapFormat Sources/CaptureSystem Sources/PcapStorage \
-        Sources/CLinuxPacket Sources/CPcap "$src.new/"
+        Sources/CLinuxPacket Sources/CPcap Sources/CFileInput Sources/CZlib Sources/CZstd "$src.new/"
     for file in $CORE_FILES; do cp "Sources/CollectorCore/$file.swift" "$src.new/CollectorCore/"; done
     cp Fuzz/FuzzDecodePath.swift Tests/CollectorCoreTests/FuzzInput.swift "$src.new/CollectorCore/"
     local stamp
@@ -89,14 +92,21 @@ module CLinuxPacket {
     header "$src/CLinuxPacket/include/CLinuxPacket.h"
     export *
 }
+module CFileInput {
+    header "$src/CFileInput/include/CFileInput.h"
+    export *
+}
 EOF
     local started=$SECONDS
     local flags=(-O -g -sanitize=fuzzer,address -parse-as-library -assert-config Debug -wmo
         -enable-upcoming-feature ExistentialAny -enable-upcoming-feature MemberImportVisibility
-        -I "$obj" -Xcc "-fmodule-map-file=$obj/module.modulemap" -Xcc "-fmodule-map-file=$src/CPcap/module.modulemap")
+        -I "$obj" -Xcc "-fmodule-map-file=$obj/module.modulemap" -Xcc "-fmodule-map-file=$src/CPcap/module.modulemap"
+        -Xcc "-fmodule-map-file=$src/CZlib/module.modulemap" -Xcc "-fmodule-map-file=$src/CZstd/module.modulemap")
     echo "fuzz: building (swiftc -O -sanitize=fuzzer,address -parse-as-library) into $BUILD"
     "$CLANG" -O1 -g -fsanitize=fuzzer-no-link,address -I "$src/CLinuxPacket/include" \
         -c "$src/CLinuxPacket/CLinuxPacket.c" -o "$obj/CLinuxPacket.o"
+    "$CLANG" -O1 -g -fsanitize=fuzzer-no-link,address -I "$src/CFileInput/include" \
+        -c "$src/CFileInput/CFileInput.c" -o "$obj/CFileInput.o"
     for module in MirrorDecoding PcapFormat CaptureSystem PcapStorage; do
         "$SWIFTC" "${flags[@]}" -module-name "$module" -emit-module -emit-module-path "$obj/$module.swiftmodule" \
             -c "$src/$module"/*.swift -o "$obj/$module.o" 2> >(grep -v '^$' >&2)
@@ -105,7 +115,7 @@ EOF
     # (From $obj: with -g the driver leaves CollectorCore-N.swiftmodule in the working directory.)
     (cd "$obj" && "$SWIFTC" "${flags[@]}" -module-name CollectorCore "$src/CollectorCore"/*.swift \
         "$obj"/MirrorDecoding.o "$obj"/PcapFormat.o "$obj"/CaptureSystem.o "$obj"/PcapStorage.o "$obj"/CLinuxPacket.o \
-        -lpcap -use-ld=lld -o "$BINARY")
+        "$obj"/CFileInput.o -lpcap -lz -lzstd -use-ld=lld -o "$BINARY")
     echo "$stamp" >"$BUILD/stamp"
     echo "fuzz: built $BINARY in $((SECONDS - started)) s"
 }

@@ -16,10 +16,10 @@ enum { slotCount = 64 };
 struct GuardSlot {
     _Atomic(uintptr_t) base;  // 0: free
     _Atomic(size_t) length;
-    volatile sig_atomic_t faulted;
 };
 
 static struct GuardSlot slots[slotCount];
+volatile int CFileInput_faultedFlags[slotCount];
 static struct sigaction previousAction;
 static pthread_once_t installOnce = PTHREAD_ONCE_INIT;
 static int installed;
@@ -35,7 +35,7 @@ static void onBus(int signal, siginfo_t *info, void *context) {
         // at the flag before it uses them. mmap is a plain system call here.
         void *page = (void *)(address & ~(pageSize - 1));
         if (mmap(page, pageSize, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) break;
-        slots[index].faulted = 1;
+        CFileInput_faultedFlags[index] = 1;
         return;
     }
     // Not ours: the previous disposition takes it when the instruction faults again.
@@ -59,7 +59,7 @@ int CFileInput_guardMapping(const void *base, size_t length) {
     for (int index = 0; index < slotCount; index++) {
         uintptr_t expected = 0;
         if (atomic_compare_exchange_strong(&slots[index].base, &expected, (uintptr_t)1)) {
-            slots[index].faulted = 0;
+            CFileInput_faultedFlags[index] = 0;
             atomic_store(&slots[index].length, length);
             atomic_store(&slots[index].base, (uintptr_t)base);
             return index;
@@ -75,7 +75,7 @@ void CFileInput_unguardMapping(int slot) {
 }
 
 int CFileInput_mappingFaulted(int slot) {
-    return slot >= 0 && slot < slotCount && slots[slot].faulted != 0;
+    return slot >= 0 && slot < slotCount && CFileInput_faultedFlags[slot] != 0;
 }
 
 // MARK: Decompression

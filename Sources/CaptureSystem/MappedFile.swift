@@ -16,7 +16,7 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
     /// The SIGBUS guard's slot, -1 when unguarded.
-    private let guardSlot: Int32
+    @usableFromInline let guardSlot: Int32
 
     public convenience init(path: String) throws(SystemError) {
         try self.init(descriptor: try FileSystem.openForReading(path), path: path)
@@ -46,9 +46,9 @@ public final class MappedFile: @unchecked Sendable {
     /// file shrank below it, happens now and is caught) and checks that no page of the mapping
     /// has faulted so far. The file shrinks from its end, so when this byte is there, all
     /// before it are.
-    @inline(__always)
+    @inlinable
     public func isIntact(through end: Int) -> Bool {
-        guard let base = bytes.baseAddress, end > 0 else { return !CFileInput_mappingFaulted(guardSlot).isTrue }
+        guard let base = bytes.baseAddress, end > 0 else { return CFileInput_mappingFaulted(guardSlot) == 0 }
         return CFileInput_touch(base + (end - 1), guardSlot) != 0
     }
 
@@ -76,8 +76,4 @@ public final class MappedFile: @unchecked Sendable {
         CFileInput_unguardMapping(guardSlot)
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
-}
-
-extension Int32 {
-    fileprivate var isTrue: Bool { self != 0 }
 }

@@ -219,10 +219,14 @@ struct InputReading {
         }
     }
 
+    /// The link type of the last record, mapped once (records of one file mostly share one).
+    private var lastLinkType: (number: UInt32, decoded: LinkType?) = (1, .ethernet)
+
     @inline(__always)
-    private func deliver(_ record: CaptureRecord, in bytes: UnsafeRawBufferPointer) {
+    private mutating func deliver(_ record: CaptureRecord, in bytes: UnsafeRawBufferPointer) {
         let frame = UnsafeRawBufferPointer(rebasing: bytes[record.dataOffset..<record.dataEnd])
-        guard let linkType = LinkType(pcapLinkType: record.linkType) else {
+        if record.linkType != lastLinkType.number { lastLinkType = (record.linkType, LinkType(pcapLinkType: record.linkType)) }
+        guard let linkType = lastLinkType.decoded else {
             pipeline.discard(.linkType)
             return
         }

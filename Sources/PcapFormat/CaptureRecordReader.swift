@@ -8,6 +8,15 @@ public struct CaptureRecord: Sendable {
     /// The LINKTYPE_* of the record's interface (classic pcap: the file's).
     public var linkType: UInt32
 
+    @inlinable
+    public init(dataOffset: Int, capturedLength: Int, wireLength: Int, timestampNanoseconds: UInt64, linkType: UInt32) {
+        self.dataOffset = dataOffset
+        self.capturedLength = capturedLength
+        self.wireLength = wireLength
+        self.timestampNanoseconds = timestampNanoseconds
+        self.linkType = linkType
+    }
+
     /// One past the record's last data byte.
     @inline(__always)
     public var dataEnd: Int { dataOffset + capturedLength }

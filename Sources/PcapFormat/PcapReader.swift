@@ -20,22 +20,24 @@ public struct ClassicPcapReader: CaptureRecordReader, Sendable {
     public let isNanosecond: Bool
     public let isSwapped: Bool
     public let snapshotLength: UInt32
-    public private(set) var offset: Int
+    /// Where the next record starts (stored for the inlinable fast path of `next`).
+    public var offset: Int { nextOffset }
+    @usableFromInline var nextOffset: Int
     public private(set) var corruptBytes = 0
     public private(set) var truncatedBytes = 0
     /// Set when the file ends inside a record (a crashed writer, a cut download).
     public var endedInsideRecord: Bool { truncatedBytes > 0 }
     /// The largest captured length a record may have.
-    let maximumCapturedLength: Int
+    @usableFromInline let maximumCapturedLength: Int
     /// Scanning for the next plausible record after a corrupt one.
-    private var resynchronizing = false
+    @usableFromInline var resynchronizing = false
     /// The scan stopped at the window's end with `offset` not yet examined.
     private var resumeAtOffset = false
     /// Where a record that runs past the end of the input starts: the input was cut there,
     /// unless resynchronisation finds a record after it.
     private var cutAt: Int?
     /// Seconds of the last record returned (resynchronisation wants candidates near it).
-    private var lastSeconds: UInt32?
+    @usableFromInline var lastSeconds: UInt32?
 
     /// Whether `bytes` starts with a classic pcap magic.
     public static func recognizes(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -69,36 +71,55 @@ public struct ClassicPcapReader: CaptureRecordReader, Sendable {
         snapshotLength = u32(16)
         // The upper bits of the link-type word carry FCS information (LINKTYPE_... docs).
         linkType = u32(20) & 0x03FF_FFFF
-        offset = PcapFileHeader.length
+        nextOffset = PcapFileHeader.length
         maximumCapturedLength = min(max(Int(snapshotLength), Int(PcapFileHeader.snapshotLength)), PcapNGReader.maximumBlockLength)
     }
 
     /// The next record of `bytes` (the same input given to `init`), or nil at the end of the
-    /// window. `final`: the window holds the rest of the input.
-    @inline(__always)
+    /// window. `final`: the window holds the rest of the input. Inlinable: a whole, sane record
+    /// (the per-frame case of replay) costs no call; everything else goes to `nextSlowly`.
+    @inlinable
     public mutating func next(in bytes: UnsafeRawBufferPointer, final: Bool = true) -> Record? {
+        if !resynchronizing, nextOffset + PcapRecord.headerLength <= bytes.count {
+            let header = self.header(bytes, at: nextOffset)
+            let dataOffset = nextOffset + PcapRecord.headerLength
+            let captured = Int(header.captured)
+            if captured <= maximumCapturedLength, captured <= bytes.count - dataOffset {
+                nextOffset = dataOffset + captured
+                lastSeconds = header.seconds
+                let nanoseconds = isNanosecond ? UInt64(header.fraction) : UInt64(header.fraction) &* 1000
+                return Record(
+                    dataOffset: dataOffset, capturedLength: captured, wireLength: max(Int(header.wire), captured),
+                    timestampNanoseconds: UInt64(header.seconds) &* 1_000_000_000 &+ nanoseconds, linkType: linkType)
+            }
+        }
+        return nextSlowly(in: bytes, final: final)
+    }
+
+    @usableFromInline
+    mutating func nextSlowly(in bytes: UnsafeRawBufferPointer, final: Bool) -> Record? {
         while true {
             if resynchronizing {
                 guard resynchronize(bytes, final: final) else { return nil }
             }
-            guard offset + PcapRecord.headerLength <= bytes.count else {
-                if final, offset < bytes.count { truncate(bytes) }
+            guard nextOffset + PcapRecord.headerLength <= bytes.count else {
+                if final, nextOffset < bytes.count { truncate(bytes) }
                 return nil
             }
-            let header = self.header(bytes, at: offset)
+            let header = self.header(bytes, at: nextOffset)
             guard Int(header.captured) <= maximumCapturedLength else {
                 resynchronizing = true
                 continue
             }
-            let dataOffset = offset + PcapRecord.headerLength
+            let dataOffset = nextOffset + PcapRecord.headerLength
             guard Int(header.captured) <= bytes.count - dataOffset else {
                 guard final else { return nil }
                 // A cut last record, unless a plausible record follows: then its length is corrupt.
-                cutAt = offset
+                cutAt = nextOffset
                 resynchronizing = true
                 continue
             }
-            offset = dataOffset + Int(header.captured)
+            nextOffset = dataOffset + Int(header.captured)
             lastSeconds = header.seconds
             let nanoseconds = isNanosecond ? UInt64(header.fraction) : UInt64(header.fraction) &* 1000
             return Record(
@@ -109,16 +130,16 @@ public struct ClassicPcapReader: CaptureRecordReader, Sendable {
     }
 
     public mutating func discard(_ count: Int) {
-        offset -= count
+        nextOffset -= count
     }
 
     private mutating func truncate(_ bytes: UnsafeRawBufferPointer) {
-        truncatedBytes += bytes.count - offset
-        offset = bytes.count
+        truncatedBytes += bytes.count - nextOffset
+        nextOffset = bytes.count
     }
 
-    @inline(__always)
-    private func header(_ bytes: UnsafeRawBufferPointer, at: Int) -> (seconds: UInt32, fraction: UInt32, captured: UInt32, wire: UInt32) {
+    @inlinable
+    func header(_ bytes: UnsafeRawBufferPointer, at: Int) -> (seconds: UInt32, fraction: UInt32, captured: UInt32, wire: UInt32) {
         var seconds = bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)
         var fraction = bytes.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)
         var captured = bytes.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self)
@@ -146,18 +167,18 @@ public struct ClassicPcapReader: CaptureRecordReader, Sendable {
         return true
     }
 
-    /// Moves `offset` forward to the next plausible record, counting the bytes passed as
+    /// Moves `nextOffset` forward to the next plausible record, counting the bytes passed as
     /// corrupt. Returns false when the window ends first (more input is needed, or the input
     /// ended: then the rest counts as corrupt too).
     private mutating func resynchronize(_ bytes: UnsafeRawBufferPointer, final: Bool) -> Bool {
-        let start = offset
-        var candidate = resumeAtOffset ? offset : offset + 1
+        let start = nextOffset
+        var candidate = resumeAtOffset ? nextOffset : nextOffset + 1
         resumeAtOffset = false
         defer {
-            if offset == bytes.count, final, cutAt == start {
-                truncatedBytes += offset - start
+            if nextOffset == bytes.count, final, cutAt == start {
+                truncatedBytes += nextOffset - start
             } else {
-                corruptBytes += offset - start
+                corruptBytes += nextOffset - start
             }
             cutAt = nil
         }
@@ -167,18 +188,18 @@ public struct ClassicPcapReader: CaptureRecordReader, Sendable {
             if isPlausible(bytes, at: candidate, near: lastSeconds) {
                 let end = candidate + PcapRecord.headerLength + Int(header(bytes, at: candidate).captured)
                 if end == bytes.count, final {
-                    offset = candidate
+                    nextOffset = candidate
                     resynchronizing = false
                     return true
                 }
                 if end + PcapRecord.headerLength > bytes.count {
                     if !final {
-                        offset = candidate
+                        nextOffset = candidate
                         resumeAtOffset = true
                         return false
                     }
                 } else if isPlausible(bytes, at: end, near: header(bytes, at: candidate).seconds) {
-                    offset = candidate
+                    nextOffset = candidate
                     resynchronizing = false
                     return true
                 }
@@ -186,10 +207,10 @@ public struct ClassicPcapReader: CaptureRecordReader, Sendable {
             candidate += 1
         }
         if final {
-            offset = bytes.count
+            nextOffset = bytes.count
         } else {
             // The candidates from here on are not examined yet: a header may start among them.
-            offset = min(candidate, bytes.count)
+            nextOffset = min(candidate, bytes.count)
             resumeAtOffset = true
         }
         return false

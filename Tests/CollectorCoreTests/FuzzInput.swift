@@ -8,6 +8,9 @@
 //     frame    := length:u16be wireExtra:u16be meta:u8 bytes[length]
 //                 (a last frame shorter than `length` takes what is left)
 //     selector := bits 0-1  configuration (`FuzzInput.decoders`, `FuzzInput.configuration`)
+//                 bit  6    the rest of the input is a capture file (classic pcap, pcapng, or
+//                           either gzip/zstd-compressed), read as replay reads it; its records
+//                           (of the link types the decoder reads) are the frames
 //                 bit  7    also run the real Pipeline + Storage (the fuzz target)
 //     meta     := bits 0-1  link type (0 Ethernet, 1 raw IP, 2 Linux SLL, 3 Linux SLL2)
 //                 bits 2-3  NIC-offloaded outer VLAN tag (0 none, 1 VID 999, 2 VID 10 PCP 5,
@@ -34,8 +37,12 @@ enum FuzzInput {
         var timestampNanoseconds: UInt64
     }
 
+    /// Selector bit 6: the input after the selector is a capture file.
+    static let captureFileBit: UInt8 = 0x40
+
     static func split(_ input: UnsafeRawBufferPointer) -> (selector: UInt8, frames: [Frame]) {
         guard let selector = input.first else { return (0, []) }
+        if selector & captureFileBit != 0 { return (selector, captureFileFrames(input, from: 1)) }
         var frames: [Frame] = []
         var offset = 1
         var time: UInt64 = 1_700_000_000_000_000_001
@@ -67,6 +74,58 @@ enum FuzzInput {
                     interface: UInt32(meta >> 4 & 3), timestampNanoseconds: time))
         }
         return (selector, frames)
+    }
+
+    /// The records of the (uncompressed) capture file in `input[start...]` as frames, ranges
+    /// into `input`; none when it is not a capture file.
+    static func captureFileFrames(_ input: UnsafeRawBufferPointer, from start: Int) -> [Frame] {
+        guard let read = readCaptureFile(UnsafeRawBufferPointer(rebasing: input[start...])) else { return [] }
+        return read.records.compactMap { record in
+            guard let linkType = LinkType(pcapLinkType: record.linkType) else { return nil }
+            return Frame(
+                bytes: (start + record.dataOffset)..<(start + record.dataEnd), wireLength: record.wireLength, linkType: linkType,
+                offloadedTag: nil, interface: 0, timestampNanoseconds: record.timestampNanoseconds)
+        }
+    }
+
+    /// Reads `file` with the reader its magic names, whole (a mapping) or, with `chunk`, as a
+    /// stream whose window grows by `chunk` bytes (as CaptureInput feeds it). Record offsets
+    /// are positions in `file`. Nil when `file` is not a capture file.
+    static func readCaptureFile(
+        _ file: UnsafeRawBufferPointer, chunk: Int? = nil
+    ) -> (records: [CaptureRecord], corruptBytes: Int, truncatedBytes: Int)? {
+        guard file.count >= 4, let kind = CaptureFileKind(magic: file) else { return nil }
+        switch kind {
+        case .classicPcap:
+            guard var reader = try? ClassicPcapReader(header: file) else { return nil }
+            return readRecords(&reader, file, chunk: chunk)
+        case .pcapng:
+            var reader = PcapNGReader()
+            return readRecords(&reader, file, chunk: chunk)
+        }
+    }
+
+    static func readRecords<Reader: CaptureRecordReader>(
+        _ reader: inout Reader, _ file: UnsafeRawBufferPointer, chunk: Int?
+    ) -> (records: [CaptureRecord], corruptBytes: Int, truncatedBytes: Int) {
+        var records: [CaptureRecord] = []
+        var start = 0
+        var end = chunk.map { min(max($0, PcapFileHeader.length), file.count) } ?? file.count
+        while true {
+            let final = end == file.count
+            let window = UnsafeRawBufferPointer(rebasing: file[start..<end])
+            while let record = reader.next(in: window, final: final), records.count < 100_000 {
+                var moved = record
+                moved.dataOffset += start
+                records.append(moved)
+            }
+            if final || records.count >= 100_000 { break }
+            let consumed = reader.offset
+            reader.discard(consumed)
+            start += consumed
+            end = min(end + chunk!, file.count)
+        }
+        return (records, reader.corruptBytes, reader.truncatedBytes)
     }
 
     /// The decoder configurations every frame is decoded with.

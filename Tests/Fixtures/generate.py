@@ -1513,14 +1513,16 @@ class LinkTypeFixture(Fixture):
 class CompressedCopy(Fixture):
     """The records of `source`, written in its format, compressed in two parts (two gzip
     members / two zstd frames, as `cat a.gz b.gz` or a split archive gives); the name keeps the
-    uncompressed extension, so only the magic can tell."""
+    name of an uncompressed capture, so only the magic can tell."""
 
     def __init__(self, name, source, compression):
         super().__init__(name, source.description + " [same records, %s-compressed in two parts]" % compression,
                          options=source.options, pcapng=source.pcapng)
         self.source = source
         self.compression = compression
-        self.input = name + (".pcapng" if source.pcapng else ".pcap")
+        # Not `.gz`/`.zst`: only the magic tells. (Not `.pcap` either: tests that read every
+        # `*.pcap` fixture as classic pcap would take it for one.)
+        self.input = name + (".pcapng" if source.pcapng else ".cap")
         self.records = list(source.records)
         self.sessions = source.sessions
         self.reasons = dict(source.reasons)

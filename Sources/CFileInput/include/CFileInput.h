@@ -20,11 +20,14 @@ void CFileInput_unguardMapping(int slot);
 /// Whether a fault hit the mapping of `slot` since it was registered.
 int CFileInput_mappingFaulted(int slot);
 
+/// The fault flags of the guard's slots (read inline on the per-record path).
+extern volatile int CFileInput_faultedFlags[64];
+
 /// Reads the byte at `address` (so a fault, if any, happens now) and returns whether the
 /// mapping of `slot` is still intact (no fault so far). The read is volatile: never elided.
 static inline int CFileInput_touch(const void *address, int slot) {
     (void)*(const volatile uint8_t *)address;
-    return slot < 0 || !CFileInput_mappingFaulted(slot);
+    return slot < 0 || slot >= 64 || CFileInput_faultedFlags[slot] == 0;
 }
 
 // MARK: Decompression
