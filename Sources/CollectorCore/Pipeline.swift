@@ -181,47 +181,60 @@ public final class Pipeline {
             session = Unmanaged.passUnretained(created)
             cache[slot] = session
         } else {
-            discards[Int(refusal.rawValue)] += 1
-            if refusal == .sessionLimit { sessionLimitByPrefix.add(key.exporter) }
+            refuse(key)
             return
         }
         session._withUnsafeGuaranteedRef { session in
-            session.lastActive = received
-            var timestampNanoseconds = timestampNanoseconds
-            if hasTimestampRules, scratch.encapsulation == .erspan3 {
-                var implausible = false
-                if let switchTime = timestamps.recordTime(
-                    for: scratch, receive: timestampNanoseconds, mode: session.timestampMode, clock: &session.relativeClock,
-                    implausible: &implausible)
-                {
-                    timestampNanoseconds = switchTime
-                }
-                if implausible { implausibleTimestamps += 1 }
-            }
-            if dropDuplicates, scratch.hasSequence {
-                // A transport duplicate: the number seen before and the same bytes.
-                // The first frame seen with a number is the reference its repeats are compared to.
-                let fingerprint = Self.fingerprint(bytes, offset: scratch.innerOffset, count: scratch.innerCapturedLength)
-                if session.sequence.hasSeen(scratch.sequence) {
-                    if session.recentFingerprint(scratch.sequence) == fingerprint {
-                        session.sequence.observe(scratch.sequence)  // still counted as a duplicate
-                        discards[Int(DiscardReason.transportDuplicate.rawValue)] += 1
-                        return
-                    }
-                } else {
-                    session.remember(scratch.sequence, fingerprint: fingerprint)
-                }
-            }
-            if scratch.isRawIP, !session.writesMetadata {
-                // pcap: one link type per file, so raw IP has its own `-ip` series.
-                record(bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: rawIPSession(of: session))
-            } else {
-                record(bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: session)
-            }
-            // After the append: a gap this frame reveals belongs to the file it lands in (the
-            // recorder reads the accounting when a file starts and ends).
-            if scratch.hasSequence { session.sequence.observe(scratch.sequence) }
+            deliver(bytes: bytes, timestampNanoseconds: timestampNanoseconds, to: session)
         }
+    }
+
+    /// A frame whose session could not be had: counted under the refusal's reason. Out of
+    /// line: the frame path stays small enough for the compiler to inline it whole.
+    @inline(never)
+    private func refuse(_ key: SessionKey) {
+        discards[Int(refusal.rawValue)] += 1
+        if refusal == .sessionLimit { sessionLimitByPrefix.add(key.exporter) }
+    }
+
+    /// The rest of `accept`, once the session is known.
+    @inline(__always)
+    private func deliver(bytes: UnsafeRawBufferPointer, timestampNanoseconds: UInt64, to session: Session) {
+        session.lastActive = received
+        var timestampNanoseconds = timestampNanoseconds
+        if hasTimestampRules, scratch.encapsulation == .erspan3 {
+            var implausible = false
+            if let switchTime = timestamps.recordTime(
+                for: scratch, receive: timestampNanoseconds, mode: session.timestampMode, clock: &session.relativeClock,
+                implausible: &implausible)
+            {
+                timestampNanoseconds = switchTime
+            }
+            if implausible { implausibleTimestamps += 1 }
+        }
+        if dropDuplicates, scratch.hasSequence {
+            // A transport duplicate: the number seen before and the same bytes.
+            // The first frame seen with a number is the reference its repeats are compared to.
+            let fingerprint = Self.fingerprint(bytes, offset: scratch.innerOffset, count: scratch.innerCapturedLength)
+            if session.sequence.hasSeen(scratch.sequence) {
+                if session.recentFingerprint(scratch.sequence) == fingerprint {
+                    session.sequence.observe(scratch.sequence)  // still counted as a duplicate
+                    discards[Int(DiscardReason.transportDuplicate.rawValue)] += 1
+                    return
+                }
+            } else {
+                session.remember(scratch.sequence, fingerprint: fingerprint)
+            }
+        }
+        if scratch.isRawIP, !session.writesMetadata {
+            // pcap: one link type per file, so raw IP has its own `-ip` series.
+            record(bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: rawIPSession(of: session))
+        } else {
+            record(bytes: bytes, timestampNanoseconds: timestampNanoseconds, in: session)
+        }
+        // After the append: a gap this frame reveals belongs to the file it lands in (the
+        // recorder reads the accounting when a file starts and ends).
+        if scratch.hasSequence { session.sequence.observe(scratch.sequence) }
     }
 
     /// Appends a decoded frame to `session`'s files, with its metadata when they are pcapng.
