@@ -96,7 +96,8 @@ static: deps
 ## Install under $(DESTDIR)$(PREFIX) (default /usr/local): the binary, the unit (its paths
 ## rewritten to the prefix), the sysusers.d entry, man pages, completions and docs. The
 ## configuration goes to $(SYSCONFDIR)/span-collector and never replaces an existing one.
-install: static install-files
+install: static
+	$(MAKE) --no-print-directory install-files
 
 install-files:
 	install -D -m 0755 $(STATIC)/span-collector $(DESTDIR)$(PREFIX)/bin/span-collector
