@@ -4,10 +4,10 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := libpcap-dev tshark tcpdump tcpreplay iproute2 python3-pip systemd procps
-# The Debian package (`make deb`, `make lintian`).
-DEB_PACKAGES += dpkg-dev fakeroot lintian
 SCAPY_VERSION := 2.8.0
 OUTPUT ?= ./span-output
+# The Debian package (`make deb`, `make lintian`).
+DEB_PACKAGES += dpkg-dev fakeroot lintian
 
 .PHONY: deps build release run test bench fuzz sanitize soak clean static install install-files deb lintian
 
