@@ -19,17 +19,18 @@ public enum NetworkInterface {
         return Int(text.trimmingCharacters(in: " \n"))
     }
 
-    /// The interface of the IPv4 (else IPv6) default route, from /proc/net/route and
-    /// /proc/net/ipv6_route; nil when there is none.
+    /// The interface of the IPv4 (else IPv6) default route, from /proc/self/net/route and
+    /// /proc/self/net/ipv6_route (the same files as /proc/net/..., which a procfs mounted with
+    /// subset=pid, as the unit's ProcSubset=pid does, hides); nil when there is none.
     public static func defaultRouteInterface() -> String? {
-        if let text = readText("/proc/net/route") {
+        if let text = readText("/proc/self/net/route") {
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
                 guard fields.count > 3, fields[1] == "00000000", let flags = Int(fields[3], radix: 16), flags & 1 != 0 else { continue }
                 return String(fields[0])
             }
         }
-        if let text = readText("/proc/net/ipv6_route") {
+        if let text = readText("/proc/self/net/ipv6_route") {
             for line in text.split(separator: "\n") {
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 guard fields.count >= 10, fields[0] == String(repeating: "0", count: 32), fields[1] == "00",

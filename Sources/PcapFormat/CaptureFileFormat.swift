@@ -40,7 +40,7 @@ public enum CaptureFileFormat: String, Sendable, CaseIterable {
         case .pcap:
             return PcapFileHeader.bytes(linkType: linkType)
         case .pcapng:
-            return SectionHeaderBlock.bytes(application: "span-collector")
+            return SectionHeaderBlock.bytes(application: SpanCollectorVersion.application)
                 + InterfaceDescriptionBlock.bytes(
                     linkType: UInt16(truncatingIfNeeded: linkType), name: interfaceName, description: interfaceDescription)
         }

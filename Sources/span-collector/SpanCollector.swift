@@ -1,12 +1,13 @@
 import ArgumentParser
 import Logging
+import PcapFormat
 
 @main
 struct SpanCollector: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "span-collector",
         abstract: "Receive ERSPAN, GRE-TEB, VXLAN and RSPAN mirror traffic and write per-session pcap files.",
-        version: "0.1.0",
+        version: SpanCollectorVersion.string,
         subcommands: [Run.self, Replay.self, CheckConfig.self, Stats.self]
     )
 }

@@ -244,7 +244,7 @@ struct PcapngExpectations: Decodable {
             let files = TestSupport.captureFiles(in: output + "/" + session)
             try #require(files.count == 1, "\(session): \(files)")
             let file = try PcapNGFile(path: files[0])
-            #expect(file.application == "span-collector")
+            #expect(file.application == "span-collector \(SpanCollectorVersion.string)")
 
             // One IDB per link type present, both naming the session and the exporter.
             let linkTypes: [UInt16] = statistics.records[1] > 0 ? [1, 101] : [1]
