@@ -259,7 +259,8 @@ import Glibc
         #expect(errors.contains("shrank"))
         let summary = try #require(try JSONSerialization.jsonObject(with: output) as? [String: Any])
         let received = try #require(summary["packets_received"] as? Int)
-        #expect(received >= (1 << 20) / 76 - 1 && received < 64 * 65_536, "read up to the cut, not past it")
+        // Up to the cut, not past it; the guard reads ahead by 64 KiB, so it may stop that early.
+        #expect(received >= ((1 << 20) - (64 << 10)) / 76 - 1 && received < 64 * 65_536, "read up to the cut, not past it: \(received)")
         #expect((Self.input(summary)["truncated_bytes"] ?? 0) > 0)
     }
 
