@@ -60,6 +60,16 @@ struct LiveReplayTests {
         try namespaces.replay(files)
         usleep(500_000)
         let runSummary = try #require(collector.stop(), "no JSON summary from run: \(collector.stderrText)")
+        // Under load tcpdump may still be writing: wait (bounded) until the recording holds
+        // records and has stopped growing for half a second.
+        var (lastSize, stableSince) = (-1, Date())
+        let settleBy = Date().addingTimeInterval(15)
+        while Date() < settleBy {
+            let size = ((try? FileManager.default.attributesOfItem(atPath: recording))?[.size] as? Int) ?? 0
+            if size != lastSize { (lastSize, stableSince) = (size, Date()) }
+            if size > 24, Date().timeIntervalSince(stableSince) >= 0.5 { break }
+            usleep(100_000)
+        }
         // SIGKILL: children of the test process inherit its blocked SIGTERM/SIGINT. With -U
         // every packet is already in the file when tcpdump has it.
         if let pid = tcpdumpPID() { kill(pid, SIGKILL) }
