@@ -149,33 +149,19 @@ import Glibc
         let output = try TestSupport.makeTemporaryDirectory("sigint")
         defer { TestSupport.removeDirectory(output) }
         let inputs = Array(repeating: TestSupport.load100k.path, count: 60)  // 6M packets: far more than 2 s
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestSupport.collectorBinary)
-        process.arguments = ["replay"] + inputs + ["--output", output, "--rotate-size", "1M", "--json"]
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        nonisolated(unsafe) var outData = Data()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { outData = TestSupport.readToEnd(out.fileHandleForReading.fileDescriptor) }
-        DispatchQueue.global().async(group: group) { errData = TestSupport.readToEnd(err.fileHandleForReading.fileDescriptor) }
         // Wait until files are being written, then interrupt.
-        let deadline = Date().addingTimeInterval(60)
-        while TestSupport.captureFiles(in: output).filter({ !$0.hasSuffix(".part") }).count < 8, Date() < deadline {
-            usleep(50_000)
+        let result = try TestSupport.run(
+            [TestSupport.collectorBinary, "replay"] + inputs + ["--output", output, "--rotate-size", "1M", "--json"], timeout: 120
+        ) { pid in
+            let deadline = Date().addingTimeInterval(60)
+            while TestSupport.captureFiles(in: output).filter({ !$0.hasSuffix(".part") }).count < 8, Date() < deadline {
+                usleep(50_000)
+            }
+            kill(pid, signal)
         }
-        kill(process.processIdentifier, signal)
-        if group.wait(timeout: .now() + 60) == .timedOut {
-            process.terminate()
-            Issue.record("replay did not stop within 60 s of signal \(signal)")
-        }
-        process.waitUntilExit()
-        let standardError = String(decoding: errData, as: UTF8.self)
-        #expect(process.terminationReason == .exit && process.terminationStatus == 128 + signal, "\(standardError)")
-        let summary = try JSONDecoder().decode(Summary.self, from: outData)
+        // `run` reports a child that did not stop within its bound as an issue.
+        #expect(result.status == 128 + signal, "\(result.standardError)")
+        let summary = try JSONDecoder().decode(Summary.self, from: Data(result.standardOutput.utf8))
         #expect(summary.isConserved)
         #expect(summary.packetsReceived > 0 && summary.packetsReceived < 6_000_000, "stopped early")
         #expect(summary.dropped.total == 0)

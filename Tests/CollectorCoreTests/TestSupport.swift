@@ -30,9 +30,10 @@ enum TestSupport {
         var standardError: String
     }
 
-    /// Runs a program to completion (bounded by `timeout` seconds, then killed).
+    /// Runs a program to completion (bounded by `timeout` seconds, then killed). `whileRunning`
+    /// gets its process id once it has started (to signal it, say) while its output is read.
     @discardableResult
-    static func run(_ arguments: [String], timeout: Double = 300) throws -> ProcessResult {
+    static func run(_ arguments: [String], timeout: Double = 300, whileRunning: ((Int32) -> Void)? = nil) throws -> ProcessResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -47,6 +48,7 @@ enum TestSupport {
         let group = DispatchGroup()
         DispatchQueue.global().async(group: group) { outData = readToEnd(out.fileHandleForReading.fileDescriptor) }
         DispatchQueue.global().async(group: group) { errData = readToEnd(err.fileHandleForReading.fileDescriptor) }
+        whileRunning?(process.processIdentifier)
         if group.wait(timeout: .now() + timeout) == .timedOut {
             process.terminate()
             Issue.record("\(arguments) did not finish in \(timeout) s")
